@@ -1,0 +1,38 @@
+//! Broker settings. Every setting is a command-line flag and an environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Broker settings.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "broker", version, about = "AMQP 0-9-1 and MQTT message broker")]
+pub struct Config {
+    /// Directory for durable data (definitions and persistent messages).
+    #[arg(long, env = "BROKER_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Address the AMQP 0-9-1 listener binds to.
+    #[arg(long, env = "BROKER_AMQP_LISTEN", default_value = "0.0.0.0:5672")]
+    pub amqp_listen: SocketAddr,
+    /// Heartbeat interval proposed to AMQP clients, in seconds (0 disables).
+    #[arg(long, env = "BROKER_HEARTBEAT", default_value_t = 60)]
+    pub heartbeat: u16,
+    /// Largest frame accepted and proposed to AMQP clients, in bytes.
+    #[arg(long, env = "BROKER_FRAME_MAX", default_value_t = 131_072)]
+    pub frame_max: u32,
+    /// Highest channel number a client may open.
+    #[arg(long, env = "BROKER_CHANNEL_MAX", default_value_t = 2047)]
+    pub channel_max: u16,
+}
+
+impl Config {
+    /// Settings for tests and embedding: ephemeral loopback port, the given data dir.
+    pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            data_dir: data_dir.into(),
+            amqp_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            heartbeat: 60,
+            frame_max: 131_072,
+            channel_max: 2047,
+        }
+    }
+}
