@@ -14,7 +14,7 @@ fn strategy_covers_every_method() {
     let mut runner = TestRunner::deterministic();
     let strategy = common::method();
     let mut names = std::collections::BTreeSet::new();
-    for _ in 0..20_000 {
+    for _ in 0..2_000 {
         let m = strategy.new_tree(&mut runner).expect("tree").current();
         names.insert(m.name());
     }
@@ -22,7 +22,7 @@ fn strategy_covers_every_method() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn method_round_trip(method in common::method()) {
