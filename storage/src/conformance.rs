@@ -1,0 +1,1 @@
+//! The behaviour every [`crate::Storage`] must have, as a reusable test suite.
