@@ -1,14 +1,27 @@
-//! The broker: AMQP 0-9-1 front end, routing core, queues and durable storage.
+//! The broker: an AMQP 0-9-1 front end over a routing core with durable queues.
 //!
 //! # Layout
-//! - [`config`]: settings (flags, environment).
-//! - [`Broker`]: starts listeners and the core, and shuts them down.
+//! - [`config`]: settings (flags, environment variables).
+//! - [`model`]: pure domain types: exchanges and their routing indexes, messages.
+//! - [`core`]: topology snapshot, queue tasks, the group-commit flusher, recovery.
+//! - [`amqp`]: the AMQP 0-9-1 listener and connection tasks.
+//! - [`cli`]: the `broker` binary's entry point (logging, signals).
+//! - [`Broker`]: starts all of it and shuts it down.
 
+pub mod amqp;
+pub mod cli;
 pub mod config;
+pub mod core;
+pub mod error;
+pub mod model;
 
 pub use config::Config;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -22,20 +35,49 @@ pub enum StartError {
         source: std::io::Error,
     },
     /// The data directory could not be opened or is used by another broker.
-    #[error("cannot open data dir: {0}")]
+    #[error("cannot open the data directory: {0}")]
     Storage(#[from] storage::StorageError),
 }
 
-/// A running broker. Dropping it without [`Broker::shutdown`] aborts its tasks.
+/// A running broker. Dropping it without [`Broker::shutdown`] stops its tasks without waiting.
 pub struct Broker {
+    core: Arc<core::Core>,
     amqp_addr: SocketAddr,
 }
 
 impl Broker {
     /// Opens storage, recovers durable state and starts the listeners.
     pub async fn start(config: Config) -> Result<Broker, StartError> {
-        let _ = config;
-        unimplemented!("in progress")
+        let storage = storage::SledStorage::open(&config.data_dir)?;
+        let core = core::Core::new(Arc::new(storage));
+        let stats = core.recover()?;
+        tracing::info!(
+            data_dir = %config.data_dir.display(),
+            exchanges = stats.exchanges,
+            queues = stats.queues,
+            bindings = stats.bindings,
+            messages = stats.messages,
+            "recovered durable state"
+        );
+        let listener = TcpListener::bind(config.amqp_listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.amqp_listen,
+                source,
+            })?;
+        let amqp_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.amqp_listen,
+            source,
+        })?;
+        let limits = amqp::Limits {
+            heartbeat: config.heartbeat,
+            frame_max: config.frame_max,
+            channel_max: config.channel_max,
+        };
+        core.tasks
+            .spawn(amqp::listener::run(core.clone(), listener, limits));
+        tracing::info!(addr = %amqp_addr, "AMQP listener ready");
+        Ok(Broker { core, amqp_addr })
     }
 
     /// The address the AMQP listener is bound to (useful with port 0).
@@ -43,6 +85,26 @@ impl Broker {
         self.amqp_addr
     }
 
-    /// Stops accepting, closes connections, flushes storage.
-    pub async fn shutdown(self) {}
+    /// Stops accepting, closes connections (320 CONNECTION_FORCED), stops queues and makes
+    /// storage durable. The data directory is free again when this returns.
+    pub async fn shutdown(self) {
+        self.core.shutdown.cancel();
+        self.core.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(10), self.core.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some tasks did not stop within 10 s");
+        }
+        if let Err(e) = self.core.flusher().sync().await {
+            tracing::error!(error = %e, "final storage sync failed");
+        }
+        tracing::info!("broker stopped");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.core.shutdown.cancel();
+    }
 }

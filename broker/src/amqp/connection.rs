@@ -1,0 +1,529 @@
+//! The connection task: one per client. It reads frames, runs channel methods against the
+//! core, receives deliveries and confirms on its mailbox, keeps heartbeats, and writes
+//! everything a round produced in one socket write.
+//!
+//! ```text
+//!  header ─> handshake ─> open ──(client close / error / shutdown)──> closing ─> done
+//! ```
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::{FutureExt, StreamExt};
+use protocol_amqp::{
+    BasicCancel, CommandAssembler, ConnectionClose, ConnectionCloseOk, Frame, Method,
+    PROTOCOL_HEADER, ShortStr, check_protocol_header, encode_frame, reply_code,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::codec::FramedRead;
+
+use super::Limits;
+use super::channel::Channel;
+use super::codec::{DecodeError, FrameDecoder};
+use super::handshake::{ClientCaps, HandshakeEnd};
+use crate::core::queue::{QueueCmd, QueueHandle, Settle};
+use crate::core::{ChannelKey, ConnEvent, ConnTx, Core};
+use crate::error::AmqpError;
+
+/// Frame reader of a connection.
+pub(crate) type Reader = FramedRead<OwnedReadHalf, FrameDecoder>;
+
+/// How long we wait for close-ok after sending connection.close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Frames handled per round before the output is written.
+const READ_BATCH: usize = 64;
+/// Mailbox events handled per round.
+const EVENT_BATCH: usize = 256;
+
+/// State of one client connection.
+pub(crate) struct Conn {
+    pub(crate) core: Arc<Core>,
+    pub(crate) id: u64,
+    pub(crate) peer: SocketAddr,
+    pub(crate) limits: Limits,
+    pub(crate) caps: ClientCaps,
+    pub(crate) frame_max: u32,
+    pub(crate) channel_max: u16,
+    pub(crate) heartbeat: u16,
+    pub(crate) tx: ConnTx,
+    pub(crate) channels: HashMap<u16, Channel>,
+    /// Channel instance → channel number, for routing mailbox events.
+    pub(crate) owners: HashMap<ChannelKey, u16>,
+    /// No-ack deliveries written this round, settled once the write is done.
+    pub(crate) auto_settle: Vec<(QueueHandle, ChannelKey, u64)>,
+    writer: OwnedWriteHalf,
+    pub(crate) out: BytesMut,
+    last_send: Instant,
+    last_recv: Instant,
+}
+
+/// Serves one accepted socket until it closes.
+pub(crate) async fn serve(
+    core: Arc<Core>,
+    mut socket: TcpStream,
+    peer: SocketAddr,
+    limits: Limits,
+) {
+    let mut header = [0u8; 8];
+    match tokio::time::timeout(Duration::from_secs(10), socket.read_exact(&mut header)).await {
+        Ok(Ok(_)) => {}
+        _ => {
+            tracing::debug!(%peer, "no protocol header");
+            return;
+        }
+    }
+    if check_protocol_header(&header).is_err() {
+        tracing::info!(%peer, header = ?header, "bad protocol header; answering with ours");
+        let _ = socket.write_all(&PROTOCOL_HEADER).await;
+        let _ = socket.shutdown().await;
+        return;
+    }
+    let (read_half, writer) = socket.into_split();
+    let mut reader = FramedRead::new(
+        read_half,
+        FrameDecoder {
+            frame_max: limits.frame_max,
+        },
+    );
+    let (tx, rx) = mpsc::unbounded_channel();
+    let now = Instant::now();
+    let mut conn = Conn {
+        id: core.next_id(),
+        core,
+        peer,
+        limits,
+        caps: ClientCaps::default(),
+        frame_max: limits.frame_max,
+        channel_max: limits.channel_max,
+        heartbeat: 0,
+        tx,
+        channels: HashMap::new(),
+        owners: HashMap::new(),
+        auto_settle: Vec::new(),
+        writer,
+        out: BytesMut::with_capacity(4096),
+        last_send: now,
+        last_recv: now,
+    };
+    match conn.handshake(&mut reader).await {
+        Ok(()) => {
+            tracing::debug!(%peer, id = conn.id, "connection open");
+            conn.run(&mut reader, rx).await;
+        }
+        Err(HandshakeEnd::Error(e)) => {
+            tracing::info!(%peer, error = %e, "handshake failed");
+            conn.close_with(&mut reader, e).await;
+        }
+        Err(HandshakeEnd::Drop) => {}
+    }
+    conn.release_all().await;
+    conn.core.connection_closed(conn.id).await;
+    tracing::debug!(%peer, id = conn.id, "connection closed");
+}
+
+impl Conn {
+    /// Queues one method frame for the next write.
+    pub(crate) fn send_method(&mut self, channel: u16, method: Method) {
+        encode_frame(&Frame::Method { channel, method }, &mut self.out);
+    }
+
+    /// Writes everything queued.
+    pub(crate) async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let result = self.writer.write_all(&self.out).await;
+        self.out.clear();
+        self.last_send = Instant::now();
+        result
+    }
+
+    /// Maps a decode failure to the connection error it causes (I/O errors just end it).
+    pub(crate) fn decode_error(e: DecodeError) -> Result<AmqpError, HandshakeEnd> {
+        match e {
+            DecodeError::Io(_) => Err(HandshakeEnd::Drop),
+            DecodeError::Frame(e) => {
+                let code = e.reply_code();
+                let name = match code {
+                    reply_code::SYNTAX_ERROR => "SYNTAX_ERROR",
+                    reply_code::COMMAND_INVALID => "COMMAND_INVALID",
+                    reply_code::UNEXPECTED_FRAME => "UNEXPECTED_FRAME",
+                    _ => "FRAME_ERROR",
+                };
+                Ok(AmqpError::connection(code, name, e))
+            }
+        }
+    }
+
+    fn next_timer(&self) -> Option<Instant> {
+        if self.heartbeat == 0 {
+            return None;
+        }
+        let hb = Duration::from_secs(u64::from(self.heartbeat));
+        Some((self.last_send + hb / 2).min(self.last_recv + hb * 2))
+    }
+
+    async fn run(&mut self, reader: &mut Reader, mut rx: mpsc::UnboundedReceiver<ConnEvent>) {
+        let mut assembler = CommandAssembler::new();
+        let mut events = Vec::with_capacity(EVENT_BATCH);
+        let shutdown = self.core.shutdown.clone();
+        loop {
+            let timer = self.next_timer();
+            let result: Result<bool, AmqpError> = tokio::select! {
+                frame = reader.next() => match frame {
+                    None => return,
+                    Some(first) => self.read_round(reader, &mut assembler, first).await,
+                },
+                n = rx.recv_many(&mut events, EVENT_BATCH) => {
+                    if n == 0 {
+                        return;
+                    }
+                    self.handle_events(&mut events).await;
+                    Ok(true)
+                }
+                _ = sleep_until_opt(timer) => self.heartbeat_tick(),
+                _ = shutdown.cancelled() => Err(AmqpError::connection(
+                    reply_code::CONNECTION_FORCED, "CONNECTION_FORCED", "broker shutdown")),
+            };
+            match result {
+                Ok(true) => {}
+                Ok(false) => {
+                    let _ = self.flush().await;
+                    return;
+                }
+                Err(e) => {
+                    tracing::info!(peer = %self.peer, error = %e, "closing connection");
+                    self.close_with(reader, e).await;
+                    return;
+                }
+            }
+            if self.flush().await.is_err() {
+                return;
+            }
+            self.settle_written().await;
+        }
+    }
+
+    /// Handles the frame just read and every frame already buffered behind it.
+    async fn read_round(
+        &mut self,
+        reader: &mut Reader,
+        assembler: &mut CommandAssembler,
+        first: Result<Frame, DecodeError>,
+    ) -> Result<bool, AmqpError> {
+        let mut next = Some(first);
+        let mut handled = 0;
+        while let Some(frame) = next.take() {
+            self.last_recv = Instant::now();
+            let frame = match frame {
+                Ok(frame) => frame,
+                Err(e) => return Conn::decode_error(e).map_or(Ok(false), Err),
+            };
+            if !self.handle_frame(assembler, frame).await? {
+                return Ok(false);
+            }
+            handled += 1;
+            if handled < READ_BATCH {
+                next = reader.next().now_or_never().flatten();
+            }
+        }
+        Ok(true)
+    }
+
+    /// One frame. `Ok(false)` = the client closed the connection.
+    async fn handle_frame(
+        &mut self,
+        assembler: &mut CommandAssembler,
+        frame: Frame,
+    ) -> Result<bool, AmqpError> {
+        let channel = match &frame {
+            Frame::Heartbeat { channel: 0 } => return Ok(true),
+            Frame::Heartbeat { .. } => {
+                return Err(AmqpError::connection(
+                    reply_code::UNEXPECTED_FRAME,
+                    "UNEXPECTED_FRAME",
+                    "heartbeat frame on a non-zero channel",
+                ));
+            }
+            Frame::Method { channel, .. }
+            | Frame::Header { channel, .. }
+            | Frame::Body { channel, .. } => *channel,
+        };
+        if channel == 0 {
+            let Frame::Method { method, .. } = frame else {
+                return Err(AmqpError::connection(
+                    reply_code::UNEXPECTED_FRAME,
+                    "UNEXPECTED_FRAME",
+                    "content frame on channel 0",
+                ));
+            };
+            return self.handle_connection_method(method);
+        }
+        if self.channels.get(&channel).is_some_and(Channel::is_closing) {
+            // After we sent channel.close, everything but close/close-ok is discarded.
+            if let Frame::Method { method, .. } = frame {
+                match method {
+                    Method::ChannelCloseOk(_) => self.forget_channel(channel),
+                    Method::ChannelClose(_) => {
+                        self.send_method(channel, protocol_amqp::ChannelCloseOk {}.into());
+                        self.forget_channel(channel);
+                    }
+                    _ => {}
+                }
+            }
+            assembler.reset_channel(channel);
+            return Ok(true);
+        }
+        let command = match assembler.feed(frame) {
+            Ok(Some(command)) => command,
+            Ok(None) => return Ok(true),
+            Err(e) => {
+                let code = e.reply_code();
+                let text = format!("{} - {e}", reply_name(code));
+                return if code == reply_code::PRECONDITION_FAILED {
+                    assembler.reset_channel(channel);
+                    self.channel_error(channel, AmqpError::Channel { code, text }, 60, 40)
+                        .await;
+                    Ok(true)
+                } else {
+                    Err(AmqpError::Connection { code, text })
+                };
+            }
+        };
+        let (class_id, method_id) = (command.method.class_id(), command.method.method_id());
+        match self
+            .handle_command(command.channel, command.method, command.content)
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(e @ AmqpError::Channel { .. }) => {
+                tracing::info!(peer = %self.peer, channel, error = %e, "channel error");
+                assembler.reset_channel(channel);
+                self.channel_error(channel, e, class_id, method_id).await;
+                Ok(true)
+            }
+            Err(AmqpError::Connection { code, text }) => Err(AmqpError::Connection { code, text }),
+        }
+    }
+
+    fn handle_connection_method(&mut self, method: Method) -> Result<bool, AmqpError> {
+        match method {
+            Method::ConnectionClose(close) => {
+                tracing::debug!(peer = %self.peer, code = close.reply_code, text = %close.reply_text, "client closed the connection");
+                self.send_method(0, ConnectionCloseOk {}.into());
+                Ok(false)
+            }
+            Method::ConnectionCloseOk(_) => Ok(false),
+            Method::ConnectionBlocked(_) | Method::ConnectionUnblocked(_) => Ok(true),
+            other => Err(AmqpError::connection(
+                reply_code::CHANNEL_ERROR,
+                "CHANNEL_ERROR",
+                format!("unexpected method '{}' on channel 0", other.name()),
+            )),
+        }
+    }
+
+    fn heartbeat_tick(&mut self) -> Result<bool, AmqpError> {
+        let hb = Duration::from_secs(u64::from(self.heartbeat));
+        let now = Instant::now();
+        if now >= self.last_recv + hb * 2 {
+            tracing::info!(peer = %self.peer, heartbeat = self.heartbeat, "missed heartbeats from client; closing the connection");
+            return Ok(false);
+        }
+        if now >= self.last_send + hb / 2 && self.out.is_empty() {
+            encode_frame(&Frame::Heartbeat { channel: 0 }, &mut self.out);
+        }
+        Ok(true)
+    }
+
+    /// Mailbox events: deliveries, confirms, cancel notifications.
+    async fn handle_events(&mut self, events: &mut Vec<ConnEvent>) {
+        let mut touched_confirms = Vec::new();
+        for event in events.drain(..) {
+            match event {
+                ConnEvent::Deliver(d) => self.deliver(d).await,
+                ConnEvent::Confirm { channel, seq, ok } => {
+                    if let Some(ch) = self.channels.get_mut(&channel) {
+                        ch.confirm_answer(seq, ok);
+                        if !touched_confirms.contains(&channel) {
+                            touched_confirms.push(channel);
+                        }
+                    }
+                }
+                ConnEvent::ConsumerCancelled { owner, tag } => self.consumer_cancelled(owner, tag),
+            }
+        }
+        for channel in touched_confirms {
+            self.flush_confirms(channel);
+        }
+    }
+
+    fn consumer_cancelled(&mut self, owner: ChannelKey, tag: ShortStr) {
+        let Some(&channel) = self.owners.get(&owner) else {
+            return;
+        };
+        let Some(ch) = self.channels.get_mut(&channel) else {
+            return;
+        };
+        if ch.consumers.remove(&tag).is_some() && self.caps.consumer_cancel_notify {
+            self.send_method(
+                channel,
+                BasicCancel {
+                    consumer_tag: tag,
+                    nowait: true,
+                }
+                .into(),
+            );
+        }
+    }
+
+    /// Settles the no-ack deliveries that the last write put on the wire.
+    async fn settle_written(&mut self) {
+        if self.auto_settle.is_empty() {
+            return;
+        }
+        let mut batch = std::mem::take(&mut self.auto_settle);
+        batch.sort_by_key(|(q, _, _)| q.id());
+        let mut i = 0;
+        while i < batch.len() {
+            let (queue, owner) = (batch[i].0.clone(), batch[i].1);
+            let mut seqs = Vec::new();
+            while i < batch.len() && batch[i].0.id() == queue.id() && batch[i].1 == owner {
+                seqs.push(batch[i].2);
+                i += 1;
+            }
+            let _ = queue
+                .send(QueueCmd::Settle {
+                    owner,
+                    seqs,
+                    how: Settle::Ack,
+                })
+                .await;
+        }
+    }
+
+    /// Sends channel.close for a channel error and releases the channel's resources now.
+    async fn channel_error(&mut self, channel: u16, e: AmqpError, class_id: u16, method_id: u16) {
+        let AmqpError::Channel { code, text } = e else {
+            return;
+        };
+        self.release_channel(channel).await;
+        if let Some(ch) = self.channels.get_mut(&channel) {
+            ch.start_closing();
+        }
+        self.send_method(
+            channel,
+            protocol_amqp::ChannelClose {
+                reply_code: code,
+                reply_text: ShortStr::truncating(text),
+                class_id,
+                method_id,
+            }
+            .into(),
+        );
+    }
+
+    /// Sends connection.close, waits a little for close-ok, and ends.
+    async fn close_with(&mut self, reader: &mut Reader, e: AmqpError) {
+        let (AmqpError::Connection { code, text } | AmqpError::Channel { code, text }) = e;
+        self.send_method(
+            0,
+            ConnectionClose {
+                reply_code: code,
+                reply_text: ShortStr::truncating(text),
+                class_id: 0,
+                method_id: 0,
+            }
+            .into(),
+        );
+        if self.flush().await.is_err() {
+            return;
+        }
+        let wait = async {
+            while let Some(frame) = reader.next().await {
+                match frame {
+                    Ok(Frame::Method {
+                        channel: 0,
+                        method: Method::ConnectionCloseOk(_),
+                    }) => return,
+                    Ok(Frame::Method {
+                        channel: 0,
+                        method: Method::ConnectionClose(_),
+                    }) => {
+                        self.send_method(0, ConnectionCloseOk {}.into());
+                        let _ = self.flush().await;
+                        return;
+                    }
+                    Ok(_) => continue,
+                    Err(_) => return,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, wait).await;
+        let _ = self.writer.shutdown().await;
+    }
+
+    /// Releases every channel (connection end).
+    async fn release_all(&mut self) {
+        let numbers: Vec<u16> = self.channels.keys().copied().collect();
+        for channel in numbers {
+            self.release_channel(channel).await;
+        }
+        self.channels.clear();
+        self.owners.clear();
+    }
+
+    /// Requeues a channel's unacked messages and removes its consumers, queue by queue.
+    pub(crate) async fn release_channel(&mut self, channel: u16) {
+        let Some(ch) = self.channels.get_mut(&channel) else {
+            return;
+        };
+        let owner = ch.key;
+        let queues = ch.take_queues();
+        for queue in queues {
+            let _ = queue.send(QueueCmd::ChannelClosed { owner }).await;
+        }
+    }
+
+    /// Drops a closed channel's state.
+    pub(crate) fn forget_channel(&mut self, channel: u16) {
+        if let Some(ch) = self.channels.remove(&channel) {
+            self.owners.remove(&ch.key);
+        }
+    }
+}
+
+/// The reply-code name used at the start of reply texts.
+pub(crate) fn reply_name(code: u16) -> &'static str {
+    match code {
+        reply_code::CONTENT_TOO_LARGE => "CONTENT_TOO_LARGE",
+        reply_code::NO_ROUTE => "NO_ROUTE",
+        reply_code::CONNECTION_FORCED => "CONNECTION_FORCED",
+        reply_code::ACCESS_REFUSED => "ACCESS_REFUSED",
+        reply_code::NOT_FOUND => "NOT_FOUND",
+        reply_code::RESOURCE_LOCKED => "RESOURCE_LOCKED",
+        reply_code::PRECONDITION_FAILED => "PRECONDITION_FAILED",
+        reply_code::FRAME_ERROR => "FRAME_ERROR",
+        reply_code::SYNTAX_ERROR => "SYNTAX_ERROR",
+        reply_code::COMMAND_INVALID => "COMMAND_INVALID",
+        reply_code::CHANNEL_ERROR => "CHANNEL_ERROR",
+        reply_code::UNEXPECTED_FRAME => "UNEXPECTED_FRAME",
+        reply_code::NOT_ALLOWED => "NOT_ALLOWED",
+        reply_code::NOT_IMPLEMENTED => "NOT_IMPLEMENTED",
+        _ => "INTERNAL_ERROR",
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

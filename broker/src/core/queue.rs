@@ -1,0 +1,201 @@
+//! The interface of a queue task: its handle and the commands it understands.
+
+use std::sync::Arc;
+
+use protocol_amqp::ShortStr;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{ChannelKey, ConfirmTarget, ConnTx};
+use crate::model::message::MessageRef;
+
+/// Capacity of a queue's mailbox. A full mailbox makes publishers wait (credit flow), so a
+/// publisher faster than the queue slows down instead of growing the broker's memory.
+pub const MAILBOX_CAPACITY: usize = 1024;
+
+/// Window of deliveries in flight to a no-ack consumer's connection: the connection settles
+/// them once written to the socket, so a consumer that stops reading stops the flow.
+pub const NO_ACK_WINDOW: u32 = 1000;
+
+/// A cheap, clonable handle to a queue task.
+#[derive(Debug, Clone)]
+pub struct QueueHandle {
+    inner: Arc<HandleInner>,
+}
+
+#[derive(Debug)]
+struct HandleInner {
+    id: u64,
+    name: String,
+    tx: mpsc::Sender<QueueCmd>,
+}
+
+impl QueueHandle {
+    pub(crate) fn new(id: u64, name: String, tx: mpsc::Sender<QueueCmd>) -> QueueHandle {
+        QueueHandle {
+            inner: Arc::new(HandleInner { id, name, tx }),
+        }
+    }
+
+    /// Unique id of this queue incarnation (a re-declared queue of the same name gets another).
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// Queue name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Sends a command, waiting for mailbox space (this is the backpressure point).
+    /// Returns the command back if the queue is gone.
+    pub async fn send(&self, cmd: QueueCmd) -> Result<(), QueueCmd> {
+        self.inner.tx.send(cmd).await.map_err(|e| e.0)
+    }
+
+    /// Sends a command and waits for the reply made with the given sender.
+    pub async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> QueueCmd) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        self.send(make(tx)).await.ok()?;
+        rx.await.ok()
+    }
+}
+
+/// How a consumer should be served.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    /// Consumer tag (unique per channel).
+    pub tag: ShortStr,
+    /// Channel instance.
+    pub owner: ChannelKey,
+    /// Connection id (for exclusive-queue checks).
+    pub conn_id: u64,
+    /// Where deliveries go.
+    pub conn: ConnTx,
+    /// Most unacknowledged deliveries at once; 0 = unlimited.
+    pub prefetch: u32,
+    /// Deliveries need no ack (the connection settles them once written).
+    pub no_ack: bool,
+    /// No other consumer may share the queue.
+    pub exclusive: bool,
+}
+
+/// How to settle delivered messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// Done with: remove.
+    Ack,
+    /// Put back, marked redelivered, ahead of newer messages.
+    Requeue,
+    /// Rejected without requeue: drop.
+    Drop,
+}
+
+/// A message taken with basic.get.
+#[derive(Debug)]
+pub struct GetOk {
+    /// Position in the queue (for acks).
+    pub seq: u64,
+    /// The message.
+    pub msg: MessageRef,
+    /// Delivered before.
+    pub redelivered: bool,
+    /// Messages left ready after this one.
+    pub remaining: u32,
+}
+
+/// Counts for declare-ok and management.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueueStats {
+    /// Ready messages.
+    pub messages: u32,
+    /// Delivered, not yet acknowledged.
+    pub unacked: u32,
+    /// Consumers.
+    pub consumers: u32,
+}
+
+/// Why a queue refused a consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumeRefused {
+    /// An exclusive consumer is there, or one wants exclusivity while others are there.
+    ExclusiveInUse,
+}
+
+/// Why a queue refused to be deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteRefused {
+    /// if-unused and it has consumers.
+    InUse,
+    /// if-empty and it has messages.
+    NotEmpty,
+}
+
+/// Commands a queue task handles, in mailbox order.
+#[derive(Debug)]
+pub enum QueueCmd {
+    /// Enqueue a message; confirm once accepted (after fsync when it is stored).
+    Publish {
+        /// The message.
+        msg: MessageRef,
+        /// Confirm destination, for publishers in confirm mode.
+        confirm: Option<ConfirmTarget>,
+    },
+    /// Add a consumer.
+    Consume {
+        /// The consumer.
+        spec: ConsumerSpec,
+        /// Outcome.
+        reply: oneshot::Sender<Result<(), ConsumeRefused>>,
+    },
+    /// Remove a consumer; its unacked messages stay unacked.
+    Cancel {
+        /// Channel instance.
+        owner: ChannelKey,
+        /// Consumer tag.
+        tag: ShortStr,
+        /// Answered when done.
+        reply: Option<oneshot::Sender<()>>,
+    },
+    /// Ack, requeue or drop delivered messages.
+    Settle {
+        /// Channel instance they were delivered on.
+        owner: ChannelKey,
+        /// Their positions.
+        seqs: Vec<u64>,
+        /// What to do.
+        how: Settle,
+    },
+    /// A channel closed: drop its consumers, requeue its unacked messages.
+    ChannelClosed {
+        /// Channel instance.
+        owner: ChannelKey,
+    },
+    /// basic.get.
+    Get {
+        /// Channel instance.
+        owner: ChannelKey,
+        /// Remove at once instead of waiting for an ack.
+        no_ack: bool,
+        /// The message, or None when empty.
+        reply: oneshot::Sender<Option<GetOk>>,
+    },
+    /// Remove every ready message; answers how many.
+    Purge {
+        /// Count purged.
+        reply: oneshot::Sender<u32>,
+    },
+    /// Delete the queue; answers the ready count.
+    Delete {
+        /// Refuse if it has consumers.
+        if_unused: bool,
+        /// Refuse if it has ready messages.
+        if_empty: bool,
+        /// Outcome.
+        reply: oneshot::Sender<Result<u32, DeleteRefused>>,
+    },
+    /// Counts.
+    Stats {
+        /// The counts.
+        reply: oneshot::Sender<QueueStats>,
+    },
+}

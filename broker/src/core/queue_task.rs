@@ -1,0 +1,450 @@
+//! The task that owns one queue: ready messages, unacknowledged deliveries, consumers.
+//!
+//! It drains its mailbox in batches, so one storage append and one flusher request cover every
+//! persistent message of the batch, then dispatches ready messages round-robin to consumers
+//! that have prefetch credit.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use protocol_amqp::{BasicProperties, ShortStr};
+use storage::{QueueKey, StoredMessage};
+use tokio::sync::mpsc;
+
+use super::queue::{
+    ConsumeRefused, ConsumerSpec, DeleteRefused, GetOk, NO_ACK_WINDOW, QueueCmd, QueueHandle,
+    QueueStats, Settle,
+};
+use super::{ChannelKey, ConfirmTarget, ConnEvent, Core, Delivery};
+use crate::model::message::{Message, MessageRef};
+
+/// How many commands one wake-up handles before dispatching and flushing.
+const BATCH: usize = 512;
+
+#[derive(Debug)]
+struct Ready {
+    seq: u64,
+    msg: MessageRef,
+    redelivered: bool,
+    stored: bool,
+}
+
+#[derive(Debug)]
+struct Unacked {
+    msg: MessageRef,
+    owner: ChannelKey,
+    /// None for basic.get.
+    tag: Option<ShortStr>,
+    stored: bool,
+}
+
+#[derive(Debug)]
+struct Consumer {
+    spec: ConsumerSpec,
+    unacked: u32,
+}
+
+impl Consumer {
+    fn has_credit(&self) -> bool {
+        let limit = if self.spec.no_ack {
+            NO_ACK_WINDOW
+        } else {
+            self.spec.prefetch
+        };
+        limit == 0 || self.unacked < limit
+    }
+}
+
+/// Everything a queue task owns.
+pub(crate) struct QueueTask {
+    core: Arc<Core>,
+    handle: QueueHandle,
+    key: QueueKey,
+    durable: bool,
+    auto_delete: bool,
+    next_seq: u64,
+    ready: VecDeque<Ready>,
+    unacked: HashMap<u64, Unacked>,
+    consumers: Vec<Consumer>,
+    next_consumer: usize,
+    had_consumer: bool,
+    // Per-batch work, reused between batches.
+    to_store: Vec<StoredMessage>,
+    to_remove: Vec<u64>,
+    confirm_after_sync: Vec<ConfirmTarget>,
+}
+
+/// What the task should do after a command.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl QueueTask {
+    /// Spawns a queue task holding `recovered` messages (all marked redelivered).
+    pub(crate) fn spawn(
+        core: &Arc<Core>,
+        name: String,
+        durable: bool,
+        auto_delete: bool,
+        recovered: Vec<StoredMessage>,
+    ) -> QueueHandle {
+        let (tx, rx) = mpsc::channel(super::queue::MAILBOX_CAPACITY);
+        let handle = QueueHandle::new(core.next_id(), name.clone(), tx);
+        let mut ready = VecDeque::with_capacity(recovered.len());
+        let mut next_seq = 1;
+        for m in recovered {
+            next_seq = next_seq.max(m.seq + 1);
+            let properties = match BasicProperties::decode(&m.properties) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(queue = %name, seq = m.seq, error = %e, "skipping stored message with unreadable properties");
+                    continue;
+                }
+            };
+            let (Ok(exchange), Ok(routing_key)) =
+                (ShortStr::new(m.exchange), ShortStr::new(m.routing_key))
+            else {
+                tracing::error!(queue = %name, seq = m.seq, "skipping stored message with an over-long name");
+                continue;
+            };
+            ready.push_back(Ready {
+                seq: m.seq,
+                msg: Arc::new(Message {
+                    exchange,
+                    routing_key,
+                    properties,
+                    body: m.body,
+                }),
+                redelivered: true,
+                stored: true,
+            });
+        }
+        let task = QueueTask {
+            core: core.clone(),
+            handle: handle.clone(),
+            key: QueueKey {
+                vhost: super::DEFAULT_VHOST.into(),
+                name,
+            },
+            durable,
+            auto_delete,
+            next_seq,
+            ready,
+            unacked: HashMap::new(),
+            consumers: Vec::new(),
+            next_consumer: 0,
+            had_consumer: false,
+            to_store: Vec::new(),
+            to_remove: Vec::new(),
+            confirm_after_sync: Vec::new(),
+        };
+        core.tasks.spawn(task.run(rx));
+        handle
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<QueueCmd>) {
+        let mut cmds = Vec::with_capacity(BATCH);
+        let shutdown = self.core.shutdown.clone();
+        loop {
+            cmds.clear();
+            let n = tokio::select! {
+                n = rx.recv_many(&mut cmds, BATCH) => n,
+                _ = shutdown.cancelled() => 0,
+            };
+            if n == 0 {
+                break;
+            }
+            let mut stop = false;
+            for cmd in cmds.drain(..) {
+                if let Flow::Stop = self.handle_cmd(cmd) {
+                    stop = true;
+                    break;
+                }
+            }
+            self.flush_storage();
+            if stop {
+                return;
+            }
+            self.dispatch();
+            if self.auto_delete && self.had_consumer && self.consumers.is_empty() {
+                tracing::debug!(queue = %self.key.name, "auto-delete: last consumer gone");
+                self.delete_self();
+                let core = self.core.clone();
+                let (name, id) = (self.key.name.clone(), self.handle.id());
+                self.core
+                    .tasks
+                    .spawn(async move { core.forget_queue(&name, id).await });
+                return;
+            }
+        }
+    }
+
+    fn handle_cmd(&mut self, cmd: QueueCmd) -> Flow {
+        match cmd {
+            QueueCmd::Publish { msg, confirm } => self.publish(msg, confirm),
+            QueueCmd::Consume { spec, reply } => {
+                let _ = reply.send(self.add_consumer(spec));
+            }
+            QueueCmd::Cancel { owner, tag, reply } => {
+                self.consumers
+                    .retain(|c| !(c.spec.owner == owner && c.spec.tag == tag));
+                if let Some(reply) = reply {
+                    let _ = reply.send(());
+                }
+            }
+            QueueCmd::Settle { owner, seqs, how } => {
+                for seq in seqs {
+                    self.settle(owner, seq, how);
+                }
+            }
+            QueueCmd::ChannelClosed { owner } => {
+                self.consumers.retain(|c| c.spec.owner != owner);
+                let mut mine: Vec<u64> = self
+                    .unacked
+                    .iter()
+                    .filter(|(_, u)| u.owner == owner)
+                    .map(|(seq, _)| *seq)
+                    .collect();
+                mine.sort_unstable();
+                for seq in mine {
+                    self.settle(owner, seq, Settle::Requeue);
+                }
+            }
+            QueueCmd::Get {
+                owner,
+                no_ack,
+                reply,
+            } => {
+                let got = self.ready.pop_front().map(|r| {
+                    if no_ack {
+                        if r.stored {
+                            self.to_remove.push(r.seq);
+                        }
+                    } else {
+                        self.unacked.insert(
+                            r.seq,
+                            Unacked {
+                                msg: r.msg.clone(),
+                                owner,
+                                tag: None,
+                                stored: r.stored,
+                            },
+                        );
+                    }
+                    GetOk {
+                        seq: r.seq,
+                        msg: r.msg,
+                        redelivered: r.redelivered,
+                        remaining: count(self.ready.len()),
+                    }
+                });
+                let _ = reply.send(got);
+            }
+            QueueCmd::Purge { reply } => {
+                let n = count(self.ready.len());
+                for r in self.ready.drain(..) {
+                    if r.stored {
+                        self.to_remove.push(r.seq);
+                    }
+                }
+                let _ = reply.send(n);
+            }
+            QueueCmd::Delete {
+                if_unused,
+                if_empty,
+                reply,
+            } => {
+                if if_unused && !self.consumers.is_empty() {
+                    let _ = reply.send(Err(DeleteRefused::InUse));
+                } else if if_empty && !self.ready.is_empty() {
+                    let _ = reply.send(Err(DeleteRefused::NotEmpty));
+                } else {
+                    let n = count(self.ready.len());
+                    self.delete_self();
+                    let _ = reply.send(Ok(n));
+                    return Flow::Stop;
+                }
+            }
+            QueueCmd::Stats { reply } => {
+                let _ = reply.send(QueueStats {
+                    messages: count(self.ready.len()),
+                    unacked: count(self.unacked.len()),
+                    consumers: count(self.consumers.len()),
+                });
+            }
+        }
+        Flow::Continue
+    }
+
+    fn publish(&mut self, msg: MessageRef, confirm: Option<ConfirmTarget>) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let stored = self.durable && msg.is_persistent();
+        if stored {
+            let mut props = BytesMut::new();
+            msg.properties.encode(&mut props);
+            self.to_store.push(StoredMessage {
+                seq,
+                exchange: msg.exchange.as_str().to_string(),
+                routing_key: msg.routing_key.as_str().to_string(),
+                properties: props.freeze(),
+                body: msg.body.clone(),
+            });
+            if let Some(c) = confirm {
+                self.confirm_after_sync.push(c);
+            }
+        } else if let Some(c) = confirm {
+            c.send(true);
+        }
+        self.ready.push_back(Ready {
+            seq,
+            msg,
+            redelivered: false,
+            stored,
+        });
+    }
+
+    fn add_consumer(&mut self, spec: ConsumerSpec) -> Result<(), ConsumeRefused> {
+        if self.consumers.iter().any(|c| c.spec.exclusive)
+            || (spec.exclusive && !self.consumers.is_empty())
+        {
+            return Err(ConsumeRefused::ExclusiveInUse);
+        }
+        self.had_consumer = true;
+        self.consumers.push(Consumer { spec, unacked: 0 });
+        Ok(())
+    }
+
+    fn settle(&mut self, owner: ChannelKey, seq: u64, how: Settle) {
+        let Some(u) = self.unacked.get(&seq) else {
+            return;
+        };
+        if u.owner != owner {
+            return;
+        }
+        let Some(u) = self.unacked.remove(&seq) else {
+            return;
+        };
+        if let Some(tag) = &u.tag
+            && let Some(c) = self
+                .consumers
+                .iter_mut()
+                .find(|c| c.spec.owner == owner && &c.spec.tag == tag)
+        {
+            c.unacked = c.unacked.saturating_sub(1);
+        }
+        match how {
+            Settle::Ack | Settle::Drop => {
+                if u.stored {
+                    self.to_remove.push(seq);
+                }
+            }
+            Settle::Requeue => {
+                let entry = Ready {
+                    seq,
+                    msg: u.msg,
+                    redelivered: true,
+                    stored: u.stored,
+                };
+                // Keep the ready list in publish order: requeued messages go ahead of newer ones.
+                let pos = self.ready.partition_point(|r| r.seq < seq);
+                self.ready.insert(pos, entry);
+            }
+        }
+    }
+
+    /// Writes this batch's persistent messages and removals; confirms follow the next sync.
+    fn flush_storage(&mut self) {
+        let storage = self.core.storage().clone();
+        if !self.to_store.is_empty() {
+            let result = storage.append(&self.key, &self.to_store);
+            self.to_store.clear();
+            let confirms = std::mem::take(&mut self.confirm_after_sync);
+            match result {
+                Ok(()) => self.core.flusher().confirm_after_sync(confirms),
+                Err(e) => {
+                    tracing::error!(queue = %self.key.name, error = %e, "cannot store messages; nacking them");
+                    confirms.into_iter().for_each(|c| c.send(false));
+                }
+            }
+        }
+        if !self.to_remove.is_empty() {
+            if let Err(e) = storage.remove(&self.key, &self.to_remove) {
+                tracing::error!(queue = %self.key.name, error = %e, "cannot remove acknowledged messages from storage");
+            }
+            self.to_remove.clear();
+        }
+    }
+
+    /// Hands ready messages to consumers with credit, round-robin.
+    fn dispatch(&mut self) {
+        while !self.ready.is_empty() && !self.consumers.is_empty() {
+            let n = self.consumers.len();
+            let start = self.next_consumer % n;
+            let Some(i) = (0..n)
+                .map(|k| (start + k) % n)
+                .find(|&i| self.consumers[i].has_credit())
+            else {
+                return;
+            };
+            let Some(r) = self.ready.pop_front() else {
+                return;
+            };
+            let c = &mut self.consumers[i];
+            let delivery = Delivery {
+                owner: c.spec.owner,
+                consumer_tag: c.spec.tag.clone(),
+                queue: self.handle.clone(),
+                seq: r.seq,
+                msg: r.msg.clone(),
+                redelivered: r.redelivered,
+            };
+            if c.spec.conn.send(ConnEvent::Deliver(delivery)).is_err() {
+                // The connection is gone; its ChannelClosed may not have arrived yet.
+                self.consumers.remove(i);
+                self.ready.push_front(r);
+                continue;
+            }
+            c.unacked += 1;
+            self.unacked.insert(
+                r.seq,
+                Unacked {
+                    msg: r.msg,
+                    owner: c.spec.owner,
+                    tag: Some(c.spec.tag.clone()),
+                    stored: r.stored,
+                },
+            );
+            self.next_consumer = i + 1;
+        }
+    }
+
+    /// Ends the queue: consumers are told, stored messages go.
+    fn delete_self(&mut self) {
+        self.to_store.clear();
+        self.to_remove.clear();
+        // Messages published just before the delete are gone with the queue, as in RabbitMQ: ack.
+        std::mem::take(&mut self.confirm_after_sync)
+            .into_iter()
+            .for_each(|c| c.send(true));
+        for c in self.consumers.drain(..) {
+            let _ = c.spec.conn.send(ConnEvent::ConsumerCancelled {
+                owner: c.spec.owner,
+                tag: c.spec.tag,
+            });
+        }
+        self.ready.clear();
+        self.unacked.clear();
+        if self.durable
+            && let Err(e) = self.core.storage().delete_queue(&self.key)
+        {
+            tracing::error!(queue = %self.key.name, error = %e, "cannot delete the queue's stored messages");
+        }
+    }
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
