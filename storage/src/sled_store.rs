@@ -15,6 +15,7 @@
 
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -93,11 +94,7 @@ impl SledStorage {
             }
         }
 
-        let db = sled::Config::new()
-            .path(dir.join("sled"))
-            .cache_capacity(CACHE_CAPACITY)
-            .flush_every_ms(Some(FLUSH_EVERY_MS))
-            .open()?;
+        let db = open_sled(&dir.join("sled"))?;
         let meta = db.open_tree(META_TREE)?;
         tracing::debug!(dir = %dir.display(), recovered = db.was_recovered(), "storage opened");
         Ok(SledStorage {
@@ -118,6 +115,39 @@ impl SledStorage {
     fn queue_tree(&self, q: &QueueKey) -> Result<sled::Tree, StorageError> {
         Ok(self.db.open_tree(queue_tree_name(q)?)?)
     }
+}
+
+/// Opens sled, waiting out our own previous instance if it is still closing.
+///
+/// sled takes its own lock on its data file, and releases it only when its
+/// last background IO thread lets go of the file, which can be a few
+/// milliseconds after the `Db` is dropped. We already hold `<dir>/LOCK`, so
+/// no other process can be behind that lock: it is a store of this process
+/// being closed (a restart within one process, as tests do), and retrying
+/// briefly is enough.
+fn open_sled(path: &Path) -> Result<sled::Db, StorageError> {
+    let config = sled::Config::new()
+        .path(path)
+        .cache_capacity(CACHE_CAPACITY)
+        .flush_every_ms(Some(FLUSH_EVERY_MS));
+    let deadline = Instant::now() + SLED_LOCK_WAIT;
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e)) if is_sled_lock_error(&e) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// How long [`open_sled`] waits for a closing instance to release sled's lock.
+const SLED_LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether sled failed to open because its data file is locked. sled 0.34
+/// reports this only as text in an `io::Error` of kind `Other`.
+fn is_sled_lock_error(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::Other && e.to_string().contains("could not acquire lock")
 }
 
 /// The name of a queue's tree: prefix, vhost length, vhost, name.
