@@ -12,7 +12,7 @@ use super::channel::{ChannelConsumer, Pending, TxOp};
 use super::confirms::Confirms;
 use super::connection::Conn;
 use crate::core::ops::random_name;
-use crate::core::queue::{ConsumeRefused, ConsumerSpec, QueueCmd, Settle};
+use crate::core::queue::{ConsumeRefused, ConsumerSpec, QueueCmd, Settle, SharedCredit};
 use crate::core::{ConfirmTarget, DEFAULT_VHOST, Delivery};
 use crate::error::AmqpError;
 use crate::model::message::Message;
@@ -37,7 +37,13 @@ impl Conn {
                         format!("prefetch_size!=0 ({})", m.prefetch_size),
                     ));
                 }
-                self.channel(channel)?.prefetch = m.prefetch_count;
+                let ch = self.channel(channel)?;
+                if m.global {
+                    ch.shared_credit = (m.prefetch_count > 0)
+                        .then(|| Arc::new(SharedCredit::new(u32::from(m.prefetch_count))));
+                } else {
+                    ch.prefetch = m.prefetch_count;
+                }
                 self.send_method(channel, BasicQosOk {}.into());
             }
             Method::BasicConsume(m) => self.consume(channel, m).await?,
@@ -247,13 +253,14 @@ impl Conn {
             },
         );
         ch.touch(&entry.handle);
-        let (owner, prefetch) = (ch.key, u32::from(ch.prefetch));
+        let (owner, prefetch, shared) = (ch.key, u32::from(ch.prefetch), ch.shared_credit.clone());
         let spec = ConsumerSpec {
             tag: tag.clone(),
             owner,
             conn_id: self.id,
             conn: self.tx.clone(),
             prefetch,
+            shared,
             no_ack: m.no_ack,
             exclusive: m.exclusive,
         };
@@ -422,8 +429,26 @@ impl Conn {
                 None => groups.push((p.queue, vec![p.seq])),
             }
         }
+        let wake: Vec<_> = match &self.channel(channel)?.shared_credit {
+            // Credit given back here may be what another queue of the channel waits for.
+            Some(_) => self
+                .channel(channel)?
+                .consumers
+                .values()
+                .map(|c| c.queue.clone())
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut told = Vec::with_capacity(groups.len() + wake.len());
         for (queue, seqs) in groups {
+            told.push(queue.id());
             let _ = queue.send(QueueCmd::Settle { owner, seqs, how }).await;
+        }
+        for queue in wake {
+            if !told.contains(&queue.id()) {
+                told.push(queue.id());
+                let _ = queue.send(QueueCmd::Wake).await;
+            }
         }
         Ok(())
     }

@@ -50,6 +50,8 @@ pub(crate) struct Channel {
     pub unacked: BTreeMap<u64, Pending>,
     pub next_tag: u64,
     pub prefetch: u16,
+    /// Channel-wide credit from `basic.qos global=true` (RabbitMQ's reading), for new consumers.
+    pub shared_credit: Option<std::sync::Arc<crate::core::queue::SharedCredit>>,
     pub last_queue: Option<String>,
     pub confirms: Option<Confirms>,
     pub confirm_out: Vec<ConfirmOut>,
@@ -67,6 +69,7 @@ impl Channel {
             unacked: BTreeMap::new(),
             next_tag: 1,
             prefetch: 0,
+            shared_credit: None,
             last_queue: None,
             confirms: None,
             confirm_out: Vec::new(),

@@ -1,6 +1,7 @@
 //! The interface of a queue task: its handle and the commands it understands.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use protocol_amqp::ShortStr;
 use tokio::sync::{mpsc, oneshot};
@@ -60,6 +61,48 @@ impl QueueHandle {
     }
 }
 
+/// Prefetch credit shared by every consumer of one channel (`basic.qos global=true`, which
+/// RabbitMQ applies per channel). Queues take from it when they deliver and give back when a
+/// delivery is settled; the channel wakes its other queues after acks so they can use it.
+#[derive(Debug)]
+pub struct SharedCredit {
+    limit: u32,
+    used: AtomicU32,
+}
+
+impl SharedCredit {
+    /// Credit for `limit` unacknowledged deliveries across the channel.
+    pub fn new(limit: u32) -> SharedCredit {
+        SharedCredit {
+            limit,
+            used: AtomicU32::new(0),
+        }
+    }
+
+    /// Takes one unit if there is one.
+    pub fn try_take(&self) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                (used < self.limit).then_some(used + 1)
+            })
+            .is_ok()
+    }
+
+    /// Whether a unit is free now.
+    pub fn available(&self) -> bool {
+        self.used.load(Ordering::Acquire) < self.limit
+    }
+
+    /// Gives one unit back.
+    pub fn give_back(&self) {
+        let _ = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                Some(used.saturating_sub(1))
+            });
+    }
+}
+
 /// How a consumer should be served.
 #[derive(Debug, Clone)]
 pub struct ConsumerSpec {
@@ -73,6 +116,8 @@ pub struct ConsumerSpec {
     pub conn: ConnTx,
     /// Most unacknowledged deliveries at once; 0 = unlimited.
     pub prefetch: u32,
+    /// Channel-wide credit (`basic.qos global=true`), on top of `prefetch`.
+    pub shared: Option<Arc<SharedCredit>>,
     /// Deliveries need no ack (the connection settles them once written).
     pub no_ack: bool,
     /// No other consumer may share the queue.
@@ -193,6 +238,8 @@ pub enum QueueCmd {
         /// Outcome.
         reply: oneshot::Sender<Result<u32, DeleteRefused>>,
     },
+    /// Nothing but a chance to dispatch (channel credit was given back elsewhere).
+    Wake,
     /// Counts.
     Stats {
         /// The counts.

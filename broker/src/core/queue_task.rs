@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::queue::{
     ConsumeRefused, ConsumerSpec, DeleteRefused, GetOk, NO_ACK_WINDOW, QueueCmd, QueueHandle,
-    QueueStats, Settle,
+    QueueStats, Settle, SharedCredit,
 };
 use super::{ChannelKey, ConfirmTarget, ConnEvent, Core, Delivery};
 use crate::model::message::{Message, MessageRef};
@@ -37,6 +37,8 @@ struct Unacked {
     /// None for basic.get.
     tag: Option<ShortStr>,
     stored: bool,
+    /// Channel credit to give back when settled.
+    shared: Option<Arc<SharedCredit>>,
 }
 
 #[derive(Debug)]
@@ -52,7 +54,8 @@ impl Consumer {
         } else {
             self.spec.prefetch
         };
-        limit == 0 || self.unacked < limit
+        (limit == 0 || self.unacked < limit)
+            && self.spec.shared.as_ref().is_none_or(|s| s.available())
     }
 }
 
@@ -230,6 +233,7 @@ impl QueueTask {
                                 owner,
                                 tag: None,
                                 stored: r.stored,
+                                shared: None,
                             },
                         );
                     }
@@ -267,6 +271,7 @@ impl QueueTask {
                     return Flow::Stop;
                 }
             }
+            QueueCmd::Wake => {}
             QueueCmd::Stats { reply } => {
                 let _ = reply.send(QueueStats {
                     messages: count(self.ready.len()),
@@ -327,6 +332,9 @@ impl QueueTask {
         let Some(u) = self.unacked.remove(&seq) else {
             return;
         };
+        if let Some(shared) = &u.shared {
+            shared.give_back();
+        }
         if let Some(tag) = &u.tag
             && let Some(c) = self
                 .consumers
@@ -393,6 +401,13 @@ impl QueueTask {
                 return;
             };
             let c = &mut self.consumers[i];
+            if let Some(shared) = &c.spec.shared
+                && !shared.try_take()
+            {
+                // Another queue of the channel took the last unit meanwhile.
+                self.ready.push_front(r);
+                return;
+            }
             let delivery = Delivery {
                 owner: c.spec.owner,
                 consumer_tag: c.spec.tag.clone(),
@@ -403,6 +418,9 @@ impl QueueTask {
             };
             if c.spec.conn.send(ConnEvent::Deliver(delivery)).is_err() {
                 // The connection is gone; its ChannelClosed may not have arrived yet.
+                if let Some(shared) = &c.spec.shared {
+                    shared.give_back();
+                }
                 self.consumers.remove(i);
                 self.ready.push_front(r);
                 continue;
@@ -415,6 +433,7 @@ impl QueueTask {
                     owner: c.spec.owner,
                     tag: Some(c.spec.tag.clone()),
                     stored: r.stored,
+                    shared: c.spec.shared.clone(),
                 },
             );
             self.next_consumer = i + 1;

@@ -572,7 +572,11 @@ mod tests {
             let mut next_layer = Vec::new();
             for prefix in &layer {
                 for word in alphabet {
-                    let key = if depth == 1 { word.to_string() } else { format!("{prefix}.{word}") };
+                    let key = if depth == 1 {
+                        word.to_string()
+                    } else {
+                        format!("{prefix}.{word}")
+                    };
                     next_layer.push(key);
                 }
             }
