@@ -174,12 +174,56 @@ impl HeadersBinding {
 /// strings, and a binding made by one client should match messages from
 /// another.
 fn values_equal(expected: &FieldValue, actual: &FieldValue) -> bool {
+    // RabbitMQ compares header values with Erlang's loose `==`: numbers of different wire
+    // types are equal when their values are (`I32(1)` matches `I64(1)` and `F64(1.0)`), and a
+    // long string equals a byte array with the same bytes. Clients differ in which integer
+    // width they send, so this matters in practice.
+    match (number(expected), number(actual)) {
+        (Some(a), Some(b)) => return a == b,
+        (Some(_), None) | (None, Some(_)) => return false,
+        (None, None) => {}
+    }
     match (expected, actual) {
         (
             FieldValue::LongStr(a) | FieldValue::ByteArray(a),
             FieldValue::LongStr(b) | FieldValue::ByteArray(b),
         ) => a == b,
         _ => expected == actual,
+    }
+}
+
+/// A numeric value, for the loose comparison; `None` for non-numbers.
+fn number(v: &FieldValue) -> Option<Num> {
+    Some(match *v {
+        FieldValue::I8(n) => Num::Int(i128::from(n)),
+        FieldValue::U8(n) => Num::Int(i128::from(n)),
+        FieldValue::I16(n) => Num::Int(i128::from(n)),
+        FieldValue::U16(n) => Num::Int(i128::from(n)),
+        FieldValue::I32(n) => Num::Int(i128::from(n)),
+        FieldValue::U32(n) => Num::Int(i128::from(n)),
+        FieldValue::I64(n) => Num::Int(i128::from(n)),
+        FieldValue::F32(f) => Num::Float(f64::from(f)),
+        FieldValue::F64(f) => Num::Float(f),
+        _ => return None,
+    })
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Num {
+    Int(i128),
+    Float(f64),
+}
+
+impl PartialEq for Num {
+    fn eq(&self, other: &Num) -> bool {
+        match (*self, *other) {
+            (Num::Int(a), Num::Int(b)) => a == b,
+            (Num::Float(a), Num::Float(b)) => a == b,
+            // Exact comparison: the float must hold exactly that integer.
+            (Num::Int(i), Num::Float(f)) | (Num::Float(f), Num::Int(i)) => {
+                f.fract() == 0.0 && (-1.7e38..=1.7e38).contains(&f) && (f as i128) == i
+            }
+        }
     }
 }
 
@@ -402,13 +446,16 @@ mod tests {
     }
 
     #[test]
-    fn values_compare_by_type_and_value() {
+    fn values_compare_loosely_like_rabbitmq() {
         let b = binding(&[("n", FieldValue::I32(1))]);
         assert!(matches(&b, &[("n", FieldValue::I32(1))]));
         assert!(
-            !matches(&b, &[("n", FieldValue::I64(1))]),
-            "different integer type"
+            matches(&b, &[("n", FieldValue::I64(1))]),
+            "numbers compare by value across wire types, as in RabbitMQ"
         );
+        assert!(matches(&b, &[("n", FieldValue::F64(1.0))]));
+        assert!(!matches(&b, &[("n", FieldValue::F64(1.5))]));
+        assert!(!matches(&b, &[("n", FieldValue::I64(2))]));
         assert!(!matches(&b, &[("n", s("1"))]), "string vs number");
         assert!(!matches(&b, &[("n", FieldValue::Bool(true))]));
 
