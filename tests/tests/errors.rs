@@ -3,6 +3,8 @@
 //! connection with the right reply code or, before the handshake, with the
 //! broker's protocol header.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use bytes::Bytes;
 use lapin::options::*;
 use lapin::types::FieldTable;
@@ -15,6 +17,9 @@ use tests::raw::RawClient;
 use tests::{
     TestBroker, get_all, next_delivery, next_error_event, publish_confirmed, reply_code, within,
 };
+
+/// Numbers the queues of [`assert_connection_usable`].
+static ALIVE: AtomicU64 = AtomicU64::new(0);
 
 /// Proves the connection survived a channel error: a new channel can
 /// declare, publish with a confirm and get the message back.
@@ -30,8 +35,9 @@ async fn assert_connection_usable(conn: &Connection) {
     .expect("confirm.select");
     let q = within(
         "queue.declare",
+        // A client-named queue: this check must not depend on server naming.
         ch.queue_declare(
-            "".into(),
+            format!("alive-{}", ALIVE.fetch_add(1, Ordering::Relaxed)).into(),
             QueueDeclareOptions::default(),
             FieldTable::default(),
         ),
