@@ -174,7 +174,7 @@ impl Core {
         if req.passive {
             return Err(no_queue(&name));
         }
-        if name.starts_with("amq.") {
+        if req.name.starts_with("amq.") {
             return Err(AmqpError::access_refused(format!(
                 "queue name '{name}' contains reserved prefix 'amq.*'"
             )));
