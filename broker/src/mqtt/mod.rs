@@ -1,0 +1,7 @@
+//! The MQTT front end: MQTT sessions as queues bound to `amq.topic`, so MQTT and AMQP share
+//! one router and one store (as RabbitMQ's MQTT plugin does).
+//!
+//! # Layout
+//! - [`topic_map`]: lossless MQTT topic ⇄ AMQP routing key mapping.
+
+pub mod topic_map;
