@@ -3,5 +3,9 @@
 //!
 //! # Layout
 //! - [`topic_map`]: lossless MQTT topic ⇄ AMQP routing key mapping.
+//! - [`retained`]: retained messages, in memory and in storage.
+//! - [`sessions`]: connected client ids (takeover) and per-client timers.
 
+pub mod retained;
+pub mod sessions;
 pub mod topic_map;
