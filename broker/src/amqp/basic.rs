@@ -363,6 +363,7 @@ impl Conn {
             routing_key: m.routing_key,
             properties: content.properties,
             body: content.body,
+            publisher: None,
         });
         for queue in targets {
             let confirm = confirm_seq.map(|seq| ConfirmTarget {

@@ -119,6 +119,7 @@ impl QueueTask {
                     routing_key,
                     properties,
                     body: m.body,
+                    publisher: None,
                 }),
                 redelivered: true,
                 stored: true,

@@ -17,6 +17,9 @@ pub struct Message {
     pub properties: BasicProperties,
     /// Body bytes.
     pub body: Bytes,
+    /// MQTT client id of the publisher, for MQTT 5.0 "no local" subscriptions. Not stored:
+    /// after a restart a message's origin is unknown.
+    pub publisher: Option<Arc<str>>,
 }
 
 impl Message {

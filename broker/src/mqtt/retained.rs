@@ -54,6 +54,7 @@ impl RetainedStore {
                 routing_key,
                 properties,
                 body: m.body,
+                publisher: None,
             });
             if let Some((old, _)) = by_topic.insert(topic, (m.seq, msg)) {
                 stale.push(old);
@@ -137,6 +138,7 @@ mod tests {
             routing_key: ShortStr::new(key).unwrap_or_default(),
             properties: BasicProperties::default(),
             body: bytes::Bytes::from_static(body),
+            publisher: None,
         })
     }
 

@@ -1,0 +1,287 @@
+//! MQTT PUBLISH ⇄ core message, mapping MQTT 5.0 properties onto AMQP ones the way
+//! RabbitMQ's MQTT plugin does, so AMQP applications see them as ordinary properties:
+//!
+//! | MQTT | AMQP |
+//! |---|---|
+//! | QoS ≥ 1 | delivery mode 2 (persistent); the QoS itself in header `x-mqtt-publish-qos` |
+//! | RETAIN | header `x-mqtt-retain` (only when set) |
+//! | Content Type | `content_type` (if ≤ 255 bytes) |
+//! | Correlation Data | `correlation_id` if UTF-8 ≤ 255 bytes, else header `x-correlation-id` |
+//! | Response Topic | `reply_to`, as an AMQP routing key (so an AMQP responder can publish to it on `amq.topic`) |
+//! | Message Expiry Interval | `expiration` (ms) and `timestamp` (publish time) |
+//! | Payload Format Indicator | header `x-mqtt-payload-format` |
+//! | User Property | one header each (long string), in order |
+//!
+//! Other AMQP headers (those not starting with `x-`) become user properties the other way.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use protocol_amqp::{BasicProperties, FieldTable, FieldValue, ShortStr};
+use protocol_mqtt::{PublishProperties, QoS, TopicName, UserProperty};
+
+use super::topic_map::{routing_key_to_topic, topic_to_routing_key};
+use crate::model::message::Message;
+
+const QOS_HEADER: &str = "x-mqtt-publish-qos";
+const RETAIN_HEADER: &str = "x-mqtt-retain";
+const CORRELATION_HEADER: &str = "x-correlation-id";
+const FORMAT_HEADER: &str = "x-mqtt-payload-format";
+
+/// What an MQTT publish carries besides topic and payload.
+#[derive(Debug, Clone, Default)]
+pub struct MqttMeta {
+    /// Publisher's QoS.
+    pub qos: u8,
+    /// RETAIN flag.
+    pub retain: bool,
+    /// 5.0 properties (empty for 3.1.1).
+    pub properties: PublishProperties,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn short(s: &str) -> Option<ShortStr> {
+    ShortStr::new(s).ok()
+}
+
+/// The core message for an MQTT publish on `topic`.
+pub fn to_message(
+    topic: &str,
+    payload: Bytes,
+    meta: &MqttMeta,
+    publisher: &Arc<str>,
+) -> Option<Message> {
+    let routing_key = ShortStr::new(topic_to_routing_key(topic)).ok()?;
+    let p = &meta.properties;
+    let mut headers = FieldTable::new();
+    headers.insert(ShortStr::from_static(QOS_HEADER), FieldValue::U8(meta.qos));
+    if meta.retain {
+        headers.insert(ShortStr::from_static(RETAIN_HEADER), FieldValue::Bool(true));
+    }
+    if let Some(f) = p.payload_format_indicator {
+        headers.insert(ShortStr::from_static(FORMAT_HEADER), FieldValue::U8(f));
+    }
+    let mut props = BasicProperties {
+        delivery_mode: Some(if meta.qos >= 1 { 2 } else { 1 }),
+        content_type: p.content_type.as_deref().and_then(short),
+        ..BasicProperties::default()
+    };
+    if let Some(data) = &p.correlation_data {
+        match std::str::from_utf8(data).ok().and_then(short) {
+            Some(id) => props.correlation_id = Some(id),
+            None => headers.insert(
+                ShortStr::from_static(CORRELATION_HEADER),
+                FieldValue::ByteArray(data.clone()),
+            ),
+        }
+    }
+    if let Some(rt) = &p.response_topic {
+        props.reply_to = short(&topic_to_routing_key(rt.as_str()));
+    }
+    if let Some(secs) = p.message_expiry_interval {
+        props.expiration = short(&(u64::from(secs) * 1000).to_string());
+        props.timestamp = Some(now_secs());
+    }
+    let mut table: Vec<(ShortStr, FieldValue)> = headers.into_iter().collect();
+    for up in &p.user_properties {
+        if let Some(name) = short(&up.name) {
+            table.push((
+                name,
+                FieldValue::LongStr(Bytes::from(up.value.clone().into_bytes())),
+            ));
+        }
+    }
+    props.headers = Some(table.into_iter().collect());
+    Some(Message {
+        exchange: ShortStr::from_static("amq.topic"),
+        routing_key,
+        properties: props,
+        body: payload,
+        publisher: Some(publisher.clone()),
+    })
+}
+
+/// How an MQTT subscriber should see a core message.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Topic name.
+    pub topic: TopicName,
+    /// QoS the message was published with (before the subscription's cap).
+    pub qos: QoS,
+    /// It was published with RETAIN.
+    pub retain: bool,
+    /// 5.0 properties (subscription identifiers are added by the caller).
+    pub properties: PublishProperties,
+}
+
+/// Reads a message for MQTT delivery. `None` when its routing key is no valid MQTT topic
+/// (e.g. the empty key) or it has expired.
+pub fn from_message(msg: &Message) -> Option<Outgoing> {
+    let topic = TopicName::new(routing_key_to_topic(msg.routing_key.as_str())).ok()?;
+    if topic.is_empty() {
+        return None;
+    }
+    let props = &msg.properties;
+    let headers = props.headers.as_ref();
+    let header = |name: &str| headers.and_then(|h| h.get(name));
+    let qos = match header(QOS_HEADER) {
+        Some(FieldValue::U8(q)) => QoS::from_u8(*q).unwrap_or(QoS::AtLeastOnce),
+        Some(FieldValue::I8(q)) => u8::try_from(*q)
+            .ok()
+            .and_then(QoS::from_u8)
+            .unwrap_or(QoS::AtLeastOnce),
+        _ if props.is_persistent() => QoS::AtLeastOnce,
+        _ => QoS::AtMostOnce,
+    };
+    let retain = matches!(header(RETAIN_HEADER), Some(FieldValue::Bool(true)));
+    let mut out = PublishProperties {
+        content_type: props.content_type.as_ref().map(|c| c.as_str().to_string()),
+        response_topic: props
+            .reply_to
+            .as_ref()
+            .and_then(|r| TopicName::new(routing_key_to_topic(r.as_str())).ok())
+            .filter(|t| !t.is_empty()),
+        ..PublishProperties::default()
+    };
+    out.correlation_data = match (&props.correlation_id, header(CORRELATION_HEADER)) {
+        (_, Some(FieldValue::ByteArray(b) | FieldValue::LongStr(b))) => Some(b.clone()),
+        (Some(id), _) => Some(Bytes::from(id.as_str().to_string().into_bytes())),
+        _ => None,
+    };
+    if let Some(FieldValue::U8(f)) = header(FORMAT_HEADER) {
+        out.payload_format_indicator = Some(*f);
+    }
+    if let Some(ms) = props
+        .expiration
+        .as_ref()
+        .and_then(|e| e.as_str().parse::<u64>().ok())
+    {
+        let total = ms / 1000;
+        let elapsed = props
+            .timestamp
+            .map(|t| now_secs().saturating_sub(t))
+            .unwrap_or(0);
+        if elapsed >= total && ms > 0 && props.timestamp.is_some() {
+            return None;
+        }
+        out.message_expiry_interval = u32::try_from(total.saturating_sub(elapsed)).ok();
+    }
+    if let Some(h) = headers {
+        for (name, value) in h.iter() {
+            if name.as_str().starts_with("x-") {
+                continue;
+            }
+            let value = match value {
+                FieldValue::LongStr(b) | FieldValue::ByteArray(b) => {
+                    String::from_utf8_lossy(b).into_owned()
+                }
+                FieldValue::Bool(v) => v.to_string(),
+                FieldValue::I8(v) => v.to_string(),
+                FieldValue::U8(v) => v.to_string(),
+                FieldValue::I16(v) => v.to_string(),
+                FieldValue::U16(v) => v.to_string(),
+                FieldValue::I32(v) => v.to_string(),
+                FieldValue::U32(v) => v.to_string(),
+                FieldValue::I64(v) => v.to_string(),
+                FieldValue::F32(v) => v.to_string(),
+                FieldValue::F64(v) => v.to_string(),
+                FieldValue::Timestamp(v) => v.to_string(),
+                _ => continue,
+            };
+            out.user_properties
+                .push(UserProperty::new(name.as_str(), value));
+        }
+    }
+    Some(Outgoing {
+        topic,
+        qos,
+        retain,
+        properties: out,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mqtt_properties_survive_the_round_trip() {
+        let meta = MqttMeta {
+            qos: 2,
+            retain: true,
+            properties: PublishProperties {
+                payload_format_indicator: Some(1),
+                message_expiry_interval: Some(60),
+                response_topic: Some(TopicName::new("reply/to.me").expect("topic")),
+                correlation_data: Some(Bytes::from_static(&[0xff, 0x00, 0x01])),
+                content_type: Some("application/json".into()),
+                user_properties: vec![UserProperty::new("k", "v"), UserProperty::new("k2", "v2")],
+                ..PublishProperties::default()
+            },
+        };
+        let msg = to_message(
+            "a/b.c",
+            Bytes::from_static(b"x"),
+            &meta,
+            &Arc::from("client"),
+        )
+        .expect("message");
+        assert_eq!(msg.routing_key.as_str(), "a.b%2Ec");
+        assert!(msg.is_persistent());
+        assert_eq!(
+            msg.properties.reply_to.as_ref().map(|r| r.as_str()),
+            Some("reply.to%2Eme")
+        );
+        let out = from_message(&msg).expect("deliverable");
+        assert_eq!(out.topic.as_str(), "a/b.c");
+        assert_eq!(out.qos, QoS::ExactlyOnce);
+        assert!(out.retain);
+        let p = out.properties;
+        assert_eq!(p.content_type.as_deref(), Some("application/json"));
+        assert_eq!(
+            p.response_topic.as_ref().map(|t| t.as_str()),
+            Some("reply/to.me")
+        );
+        assert_eq!(p.correlation_data.as_deref(), Some(&[0xff, 0x00, 0x01][..]));
+        assert_eq!(p.payload_format_indicator, Some(1));
+        assert!(matches!(p.message_expiry_interval, Some(59 | 60)));
+        assert_eq!(p.user_properties, meta.properties.user_properties);
+    }
+
+    #[test]
+    fn amqp_messages_map_to_qos_by_delivery_mode() {
+        let msg = Message {
+            exchange: ShortStr::from_static("amq.topic"),
+            routing_key: ShortStr::from_static("sensors.t1"),
+            properties: BasicProperties {
+                delivery_mode: Some(2),
+                ..BasicProperties::default()
+            },
+            body: Bytes::from_static(b"21"),
+            publisher: None,
+        };
+        let out = from_message(&msg).expect("deliverable");
+        assert_eq!(out.topic.as_str(), "sensors/t1");
+        assert_eq!(out.qos, QoS::AtLeastOnce);
+        let transient = Message {
+            properties: BasicProperties::default(),
+            ..msg
+        };
+        assert_eq!(
+            from_message(&transient).map(|o| o.qos),
+            Some(QoS::AtMostOnce)
+        );
+        let empty = Message {
+            routing_key: ShortStr::default(),
+            ..transient
+        };
+        assert!(from_message(&empty).is_none());
+    }
+}
