@@ -110,3 +110,6 @@ impl UserProperty {
 
 /// Largest value a Variable Byte Integer can carry (4 bytes × 7 bits).
 pub const MAX_VAR_INT: u32 = 268_435_455;
+
+/// [`MAX_VAR_INT`] as a `usize` (lossless: it fits in 28 bits).
+pub(crate) const MAX_VAR_INT_USIZE: usize = 268_435_455;

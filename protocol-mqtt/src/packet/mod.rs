@@ -157,6 +157,9 @@ impl Packet {
     fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
         let mut count = Counter::default();
         self.write_body(version, &mut count)?;
+        if count.0 > crate::types::MAX_VAR_INT_USIZE {
+            return Err(EncodeError::VarIntOutOfRange(count.0));
+        }
         Ok(count.0)
     }
 
