@@ -13,6 +13,12 @@ pub struct Config {
     /// Address the AMQP 0-9-1 listener binds to.
     #[arg(long, env = "BROKER_AMQP_LISTEN", default_value = "0.0.0.0:5672")]
     pub amqp_listen: SocketAddr,
+    /// Address the MQTT 3.1.1/5.0 listener binds to.
+    #[arg(long, env = "BROKER_MQTT_LISTEN", default_value = "0.0.0.0:1883")]
+    pub mqtt_listen: SocketAddr,
+    /// Largest MQTT packet accepted from clients, in bytes.
+    #[arg(long, env = "BROKER_MQTT_MAX_PACKET_SIZE", default_value_t = 16 * 1024 * 1024)]
+    pub mqtt_max_packet_size: usize,
     /// Heartbeat interval proposed to AMQP clients, in seconds (0 disables).
     #[arg(long, env = "BROKER_HEARTBEAT", default_value_t = 60)]
     pub heartbeat: u16,
@@ -30,6 +36,8 @@ impl Config {
         Config {
             data_dir: data_dir.into(),
             amqp_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            mqtt_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            mqtt_max_packet_size: 16 * 1024 * 1024,
             heartbeat: 60,
             frame_max: 131_072,
             channel_max: 2047,

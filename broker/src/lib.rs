@@ -36,6 +36,14 @@ pub enum StartError {
         /// Underlying error.
         source: std::io::Error,
     },
+    /// The MQTT listen address could not be bound.
+    #[error("cannot listen for MQTT on {addr}: {source}")]
+    BindMqtt {
+        /// Address asked for.
+        addr: SocketAddr,
+        /// Underlying error.
+        source: std::io::Error,
+    },
     /// The data directory could not be opened or is used by another broker.
     #[error("cannot open the data directory: {0}")]
     Storage(#[from] storage::StorageError),
@@ -45,6 +53,7 @@ pub enum StartError {
 pub struct Broker {
     core: Arc<core::Core>,
     amqp_addr: SocketAddr,
+    mqtt_addr: SocketAddr,
 }
 
 impl Broker {
@@ -76,15 +85,42 @@ impl Broker {
             frame_max: config.frame_max,
             channel_max: config.channel_max,
         };
+        let mqtt = Arc::new(mqtt::Shared::new(
+            core.clone(),
+            config.mqtt_max_packet_size,
+        )?);
+        let mqtt_listener = TcpListener::bind(config.mqtt_listen)
+            .await
+            .map_err(|source| StartError::BindMqtt {
+                addr: config.mqtt_listen,
+                source,
+            })?;
+        let mqtt_addr = mqtt_listener
+            .local_addr()
+            .map_err(|source| StartError::BindMqtt {
+                addr: config.mqtt_listen,
+                source,
+            })?;
         core.tasks
             .spawn(amqp::listener::run(core.clone(), listener, limits));
         tracing::info!(addr = %amqp_addr, "AMQP listener ready");
-        Ok(Broker { core, amqp_addr })
+        core.tasks.spawn(mqtt::listener::run(mqtt, mqtt_listener));
+        tracing::info!(addr = %mqtt_addr, "MQTT listener ready");
+        Ok(Broker {
+            core,
+            amqp_addr,
+            mqtt_addr,
+        })
     }
 
     /// The address the AMQP listener is bound to (useful with port 0).
     pub fn amqp_addr(&self) -> SocketAddr {
         self.amqp_addr
+    }
+
+    /// The address the MQTT listener is bound to.
+    pub fn mqtt_addr(&self) -> SocketAddr {
+        self.mqtt_addr
     }
 
     /// Stops accepting, closes connections (320 CONNECTION_FORCED), stops queues and makes

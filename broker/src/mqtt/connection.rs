@@ -1,0 +1,707 @@
+//! The MQTT connection task: CONNECT, then a loop over the socket, the mailbox (deliveries
+//! from the session queue and shared-subscription queues, publish confirms), the keep-alive
+//! timer, takeover and shutdown; then cleanup (requeue, will, session end).
+//!
+//! ```text
+//!  CONNECT ─> CONNACK ─> running ──(DISCONNECT / error / keep-alive / takeover / shutdown)──> cleanup
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::{FutureExt, StreamExt};
+use protocol_amqp::ShortStr;
+use protocol_mqtt::{
+    ConnAck, ConnAckProperties, Connect, DecodeError, Disconnect, InboundQos2, Packet, PacketId,
+    PacketIdAllocator, ProtocolVersion, QoS, ReasonCode, TopicName, Will, encode,
+};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::codec::FramedRead;
+
+use super::codec::{PacketDecoder, ReadError};
+use super::convert::{MqttMeta, to_message};
+use super::sessions::{Registration, TimerKind};
+use super::subscriptions::Sub;
+use super::{Shared, SharedSub};
+use crate::amqp::confirms::Confirms;
+use crate::core::ops::QueueDeclare;
+use crate::core::queue::{ConsumerSpec, QueueCmd, QueueHandle, SharedCredit};
+use crate::core::{ChannelKey, ConnEvent, ConnTx};
+
+pub(crate) type Reader = FramedRead<OwnedReadHalf, PacketDecoder>;
+
+/// Consumer tag of a connection's consumer on its own session queue.
+pub(crate) const SESSION_TAG: &str = "mqtt-session";
+/// Inbound QoS 1/2 publishes a client may have unacknowledged (our Receive Maximum).
+pub(crate) const RECEIVE_MAXIMUM: u16 = 1024;
+/// Topic aliases a 5.0 client may use towards us.
+pub(crate) const TOPIC_ALIAS_MAXIMUM: u16 = 64;
+/// How long a client has to send CONNECT.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const READ_BATCH: usize = 64;
+const EVENT_BATCH: usize = 256;
+
+/// A QoS 1/2 message we sent and the client has not finished acknowledging.
+#[derive(Debug)]
+pub(crate) struct Outbound {
+    /// Queue and position to settle (none for retained messages sent at subscribe).
+    pub source: Option<(QueueHandle, u64)>,
+    /// QoS 2 after PUBREC: waiting for PUBCOMP.
+    pub released: bool,
+}
+
+/// Why the connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    /// DISCONNECT from the client (will discarded unless 5.0 reason 0x04).
+    Normal { send_will: bool },
+    /// Anything else: the will is published.
+    Abnormal,
+    /// Broker shutdown.
+    Shutdown,
+}
+
+/// One MQTT client connection.
+pub(crate) struct MqttConn {
+    pub shared: Arc<Shared>,
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub version: ProtocolVersion,
+    pub client_id: Arc<str>,
+    pub owner: ChannelKey,
+    pub tx: ConnTx,
+    writer: OwnedWriteHalf,
+    pub out: BytesMut,
+    keep_alive: u16,
+    last_recv: Instant,
+    /// Session queue name and handle.
+    pub session_queue: String,
+    pub session_handle: Option<QueueHandle>,
+    /// Session survives the connection (3.1.1 clean session 0, 5.0 expiry > 0).
+    keep_session: bool,
+    session_expiry: u32,
+    pub subs: Vec<Sub>,
+    pub shared_subs: HashMap<ShortStr, SharedSub>,
+    pub credit: Arc<SharedCredit>,
+    will: Option<Will>,
+    pub aliases_in: HashMap<u16, TopicName>,
+    pub inbound_qos2: InboundQos2,
+    pub confirms: Confirms,
+    /// Publish confirm sequence → (packet id, QoS, routed anywhere).
+    pub pending_pub: BTreeMap<u64, (PacketId, QoS, bool)>,
+    pub ids: PacketIdAllocator,
+    pub outbound: HashMap<PacketId, Outbound>,
+    /// QoS 0 deliveries written this round, acked to their queue after the write.
+    pub auto_settle: Vec<(QueueHandle, u64)>,
+    pub client_max_packet: usize,
+    _registration: Option<Registration>,
+}
+
+/// Serves one accepted socket.
+pub(crate) async fn serve(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
+    let (read_half, mut writer) = socket.into_split();
+    let mut reader = FramedRead::new(
+        read_half,
+        PacketDecoder {
+            version: None,
+            max_packet_size: shared.max_packet_size,
+        },
+    );
+    let connect = match tokio::time::timeout(CONNECT_TIMEOUT, reader.next()).await {
+        Ok(Some(Ok(Packet::Connect(c)))) => c,
+        Ok(Some(Err(ReadError::Packet(DecodeError::UnsupportedProtocol { name, level })))) => {
+            tracing::info!(%peer, %name, level, "unsupported MQTT protocol version");
+            // CONNACK 0x01 in the 3.1.1 form, which every version's client can read.
+            let _ = writer.write_all(&[0x20, 0x02, 0x00, 0x01]).await;
+            return;
+        }
+        Ok(Some(Err(e))) => {
+            tracing::info!(%peer, error = %e, "malformed CONNECT");
+            return;
+        }
+        Ok(Some(Ok(other))) => {
+            tracing::info!(%peer, packet = other.name(), "first packet was not CONNECT");
+            return;
+        }
+        Ok(None) | Err(_) => return,
+    };
+    reader.decoder_mut().version = Some(connect.version);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let core = shared.core.clone();
+    let mut conn = MqttConn {
+        id: core.next_id(),
+        owner: ChannelKey(core.next_id()),
+        shared,
+        peer,
+        version: connect.version,
+        client_id: Arc::from(""),
+        tx,
+        writer,
+        out: BytesMut::with_capacity(1024),
+        keep_alive: 0,
+        last_recv: Instant::now(),
+        session_queue: String::new(),
+        session_handle: None,
+        keep_session: false,
+        session_expiry: 0,
+        subs: Vec::new(),
+        shared_subs: HashMap::new(),
+        credit: Arc::new(SharedCredit::new(u32::from(u16::MAX))),
+        will: None,
+        aliases_in: HashMap::new(),
+        inbound_qos2: InboundQos2::new(),
+        confirms: Confirms::default(),
+        pending_pub: BTreeMap::new(),
+        ids: PacketIdAllocator::new(),
+        outbound: HashMap::new(),
+        auto_settle: Vec::new(),
+        client_max_packet: protocol_mqtt::MAX_PACKET_SIZE,
+        _registration: None,
+    };
+    if !conn.accept(connect).await {
+        let _ = conn.flush().await;
+        return;
+    }
+    let end = conn.run(&mut reader, rx).await;
+    conn.cleanup(end).await;
+}
+
+impl MqttConn {
+    /// Queues a packet for the next write.
+    pub(crate) fn send(&mut self, packet: &Packet) {
+        if let Err(e) = encode(packet, self.version, &mut self.out) {
+            tracing::warn!(client_id = %self.client_id, packet = packet.name(), error = %e, "cannot encode packet");
+        }
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let result = self.writer.write_all(&self.out).await;
+        self.out.clear();
+        result
+    }
+
+    fn connack(&mut self, code: ReasonCode, session_present: bool, properties: ConnAckProperties) {
+        let code = if self.version == ProtocolVersion::V5 {
+            code
+        } else {
+            v3_connack_code(code)
+        };
+        self.send(&Packet::ConnAck(ConnAck {
+            session_present,
+            code,
+            properties,
+        }));
+    }
+
+    /// Validates CONNECT, takes the session over, sets the session up and answers CONNACK.
+    /// Returns false if the connection was refused.
+    async fn accept(&mut self, connect: Connect) -> bool {
+        let v5 = self.version == ProtocolVersion::V5;
+        if connect.properties.authentication_method.is_some() {
+            self.connack(
+                ReasonCode::BAD_AUTHENTICATION_METHOD,
+                false,
+                ConnAckProperties::default(),
+            );
+            return false;
+        }
+        match (&connect.username, &connect.password) {
+            (Some(user), password) => {
+                let ok = user == "guest" && password.as_deref() == Some(&b"guest"[..]);
+                if !ok {
+                    tracing::warn!(peer = %self.peer, %user, "MQTT login refused");
+                    self.connack(
+                        ReasonCode::BAD_USER_NAME_OR_PASSWORD,
+                        false,
+                        ConnAckProperties::default(),
+                    );
+                    return false;
+                }
+                if !self.peer.ip().is_loopback() {
+                    tracing::warn!(peer = %self.peer, %user, "user guest may only connect from loopback");
+                    self.connack(
+                        ReasonCode::NOT_AUTHORIZED,
+                        false,
+                        ConnAckProperties::default(),
+                    );
+                    return false;
+                }
+            }
+            (None, _) if !self.peer.ip().is_loopback() => {
+                tracing::warn!(peer = %self.peer, "anonymous MQTT connections are accepted from loopback only");
+                self.connack(
+                    ReasonCode::NOT_AUTHORIZED,
+                    false,
+                    ConnAckProperties::default(),
+                );
+                return false;
+            }
+            (None, _) => {}
+        }
+        let mut assigned = None;
+        let client_id = if connect.client_id.is_empty() {
+            if !v5 && !connect.clean_start {
+                self.connack(
+                    ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
+                    false,
+                    ConnAckProperties::default(),
+                );
+                return false;
+            }
+            let id = crate::core::ops::random_name("auto-");
+            assigned = Some(id.clone());
+            id
+        } else {
+            connect.client_id.clone()
+        };
+        let session_queue = format!("mqtt-subscription-{client_id}");
+        if ShortStr::new(session_queue.as_str()).is_err() {
+            self.connack(
+                ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
+                false,
+                ConnAckProperties::default(),
+            );
+            return false;
+        }
+        self.client_id = Arc::from(client_id.as_str());
+        self.session_queue = session_queue;
+        self.keep_alive = connect.keep_alive;
+        self.will = connect.will;
+        if let Some(max) = connect.properties.maximum_packet_size {
+            self.client_max_packet = usize::try_from(max.get()).unwrap_or(usize::MAX);
+        }
+        let receive_max = connect
+            .properties
+            .receive_maximum
+            .map_or(u16::MAX, |r| r.get());
+        self.credit = Arc::new(SharedCredit::new(u32::from(receive_max)));
+        self.session_expiry = if v5 {
+            connect.properties.session_expiry_interval.unwrap_or(0)
+        } else {
+            0
+        };
+        self.keep_session = if v5 {
+            self.session_expiry > 0
+        } else {
+            !connect.clean_start
+        };
+
+        let (registration, took_over) = self.shared.sessions.register(&client_id, self.id).await;
+        self._registration = Some(registration);
+        if took_over {
+            tracing::info!(client_id = %self.client_id, "session taken over by a new connection");
+        }
+
+        let session_present = match self.open_session(connect.clean_start).await {
+            Ok(present) => present,
+            Err(e) => {
+                tracing::error!(client_id = %self.client_id, error = %e, "cannot open the MQTT session");
+                self.connack(
+                    ReasonCode::SERVER_UNAVAILABLE,
+                    false,
+                    ConnAckProperties::default(),
+                );
+                return false;
+            }
+        };
+        let mut props = ConnAckProperties::default();
+        if v5 {
+            props.assigned_client_identifier = assigned;
+            props.receive_maximum = std::num::NonZeroU16::new(RECEIVE_MAXIMUM);
+            props.topic_alias_maximum = Some(TOPIC_ALIAS_MAXIMUM);
+            props.maximum_packet_size = u32::try_from(self.shared.max_packet_size)
+                .ok()
+                .and_then(std::num::NonZeroU32::new);
+            props.retain_available = Some(true);
+            props.wildcard_subscription_available = Some(true);
+            props.subscription_identifiers_available = Some(true);
+            props.shared_subscription_available = Some(true);
+        }
+        self.connack(ReasonCode::SUCCESS, session_present, props);
+        if self.flush().await.is_err() {
+            return false;
+        }
+        if let Some(queue) = self.session_handle.clone()
+            && !self
+                .consume(&queue, ShortStr::from_static(SESSION_TAG))
+                .await
+        {
+            return false;
+        }
+        tracing::debug!(client_id = %self.client_id, peer = %self.peer, version = ?self.version, session_present, "MQTT client connected");
+        true
+    }
+
+    /// Declares (or resumes) the session queue; returns whether a session was resumed.
+    async fn open_session(&mut self, clean_start: bool) -> Result<bool, crate::error::AmqpError> {
+        let core = self.shared.core.clone();
+        let existing = core.topology().queues.get(&self.session_queue).cloned();
+        let mut present = false;
+        if let Some(q) = existing {
+            if clean_start {
+                core.delete_queue(self.id, &self.session_queue, false, false)
+                    .await?;
+            } else {
+                present = true;
+                self.session_handle = Some(q.handle.clone());
+                self.subs = super::subscriptions::restore(&core.topology(), &self.session_queue);
+            }
+        }
+        if !present {
+            let (_, _) = core
+                .declare_queue(
+                    self.id,
+                    QueueDeclare {
+                        name: self.session_queue.clone(),
+                        durable: self.keep_session,
+                        ..QueueDeclare::default()
+                    },
+                )
+                .await?;
+            let entry = core.lookup_queue(self.id, &self.session_queue)?;
+            self.session_handle = Some(entry.handle);
+        }
+        Ok(present)
+    }
+
+    /// Starts consuming `queue` for this connection, sharing the client's receive window.
+    pub(crate) async fn consume(&mut self, queue: &QueueHandle, tag: ShortStr) -> bool {
+        let spec = ConsumerSpec {
+            tag,
+            owner: self.owner,
+            conn_id: self.id,
+            conn: self.tx.clone(),
+            prefetch: 0,
+            shared: Some(self.credit.clone()),
+            no_ack: false,
+            exclusive: false,
+        };
+        matches!(
+            queue.ask(|reply| QueueCmd::Consume { spec, reply }).await,
+            Some(Ok(()))
+        )
+    }
+
+    fn keep_alive_deadline(&self) -> Option<Instant> {
+        (self.keep_alive > 0)
+            .then(|| self.last_recv + Duration::from_millis(u64::from(self.keep_alive) * 1500))
+    }
+
+    /// Sends a 5.0 DISCONNECT (3.1.1 has none: the socket just closes).
+    pub(crate) fn disconnect(&mut self, reason: ReasonCode) {
+        if self.version == ProtocolVersion::V5 {
+            self.send(&Packet::Disconnect(Disconnect {
+                reason,
+                properties: Default::default(),
+            }));
+        }
+    }
+
+    async fn run(
+        &mut self,
+        reader: &mut Reader,
+        mut rx: mpsc::UnboundedReceiver<ConnEvent>,
+    ) -> End {
+        let mut events = Vec::with_capacity(EVENT_BATCH);
+        let shutdown = self.shared.core.shutdown.clone();
+        let Some(kick) = self._registration.as_ref().map(|r| r.kick.clone()) else {
+            return End::Abnormal;
+        };
+        loop {
+            let deadline = self.keep_alive_deadline();
+            let end: Option<End> = tokio::select! {
+                packet = reader.next() => match packet {
+                    None => Some(End::Abnormal),
+                    Some(first) => self.read_round(reader, first).await,
+                },
+                n = rx.recv_many(&mut events, EVENT_BATCH) => {
+                    if n == 0 {
+                        Some(End::Abnormal)
+                    } else {
+                        self.handle_events(&mut events).await
+                    }
+                }
+                _ = sleep_until_opt(deadline) => {
+                    tracing::info!(client_id = %self.client_id, keep_alive = self.keep_alive, "keep-alive timeout");
+                    self.disconnect(ReasonCode::KEEP_ALIVE_TIMEOUT);
+                    Some(End::Abnormal)
+                }
+                _ = kick.cancelled() => {
+                    self.disconnect(ReasonCode::SESSION_TAKEN_OVER);
+                    Some(End::Abnormal)
+                }
+                _ = shutdown.cancelled() => {
+                    self.disconnect(ReasonCode::SERVER_SHUTTING_DOWN);
+                    Some(End::Shutdown)
+                }
+            };
+            let flushed = self.flush().await;
+            if let Some(end) = end {
+                return end;
+            }
+            if flushed.is_err() {
+                return End::Abnormal;
+            }
+            self.settle_written().await;
+        }
+    }
+
+    async fn read_round(
+        &mut self,
+        reader: &mut Reader,
+        first: Result<Packet, ReadError>,
+    ) -> Option<End> {
+        let mut next = Some(first);
+        let mut handled = 0;
+        while let Some(packet) = next.take() {
+            self.last_recv = Instant::now();
+            let packet = match packet {
+                Ok(p) => p,
+                Err(ReadError::Io(_)) => return Some(End::Abnormal),
+                Err(ReadError::Packet(e)) => {
+                    tracing::info!(client_id = %self.client_id, error = %e, "malformed packet; disconnecting");
+                    self.disconnect(e.reason_code());
+                    return Some(End::Abnormal);
+                }
+            };
+            if let Some(end) = self.handle_packet(packet).await {
+                return Some(end);
+            }
+            handled += 1;
+            if handled < READ_BATCH {
+                next = reader.next().now_or_never().flatten();
+            }
+        }
+        None
+    }
+
+    async fn handle_packet(&mut self, packet: Packet) -> Option<End> {
+        match packet {
+            Packet::Publish(p) => return self.handle_publish(p).await,
+            Packet::PubAck(a) => self.on_puback(a.packet_id).await,
+            Packet::PubRec(r) => self.on_pubrec(r.packet_id, r.reason).await,
+            Packet::PubComp(c) => self.on_pubcomp(c.packet_id),
+            Packet::PubRel(r) => self.on_pubrel(r.packet_id),
+            Packet::Subscribe(s) => return self.handle_subscribe(s).await,
+            Packet::Unsubscribe(u) => self.handle_unsubscribe(u).await,
+            Packet::PingReq => self.send(&Packet::PingResp),
+            Packet::Disconnect(d) => {
+                if let Some(expiry) = d.properties.session_expiry_interval {
+                    if self.session_expiry == 0 && expiry > 0 {
+                        self.disconnect(ReasonCode::PROTOCOL_ERROR);
+                        return Some(End::Abnormal);
+                    }
+                    self.session_expiry = expiry;
+                    self.keep_session = self.keep_session && expiry > 0;
+                }
+                return Some(End::Normal {
+                    send_will: d.reason == ReasonCode::DISCONNECT_WITH_WILL,
+                });
+            }
+            other => {
+                tracing::info!(client_id = %self.client_id, packet = other.name(), "unexpected packet from client");
+                self.disconnect(ReasonCode::PROTOCOL_ERROR);
+                return Some(End::Abnormal);
+            }
+        }
+        None
+    }
+
+    /// Mailbox: deliveries and publish confirms.
+    async fn handle_events(&mut self, events: &mut Vec<ConnEvent>) -> Option<End> {
+        let mut confirmed = false;
+        for event in events.drain(..) {
+            match event {
+                ConnEvent::Deliver(d) => self.deliver(d).await,
+                ConnEvent::Confirm { seq, ok, .. } => {
+                    confirmed = true;
+                    let mut out = Vec::new();
+                    self.confirms.answer(seq, ok, &mut out);
+                    if let Some(end) = self.emit_confirms(out) {
+                        return Some(end);
+                    }
+                }
+                ConnEvent::ConsumerCancelled { tag, .. } => {
+                    // The queue went away (deleted by an operator or an AMQP client).
+                    self.shared_subs.remove(&tag);
+                    if tag.as_str() == SESSION_TAG {
+                        self.session_handle = None;
+                    }
+                }
+            }
+        }
+        if confirmed {
+            let mut out = Vec::new();
+            self.confirms.flush(&mut out);
+            return self.emit_confirms(out);
+        }
+        None
+    }
+
+    /// Acks the QoS 0 deliveries that the last write put on the wire.
+    async fn settle_written(&mut self) {
+        if self.auto_settle.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.auto_settle);
+        let mut groups: Vec<(QueueHandle, Vec<u64>)> = Vec::new();
+        for (queue, seq) in batch {
+            match groups.iter_mut().find(|(q, _)| q.id() == queue.id()) {
+                Some((_, seqs)) => seqs.push(seq),
+                None => groups.push((queue, vec![seq])),
+            }
+        }
+        for (queue, seqs) in groups {
+            let _ = queue
+                .send(QueueCmd::Settle {
+                    owner: self.owner,
+                    seqs,
+                    how: crate::core::queue::Settle::Ack,
+                })
+                .await;
+        }
+    }
+
+    /// Requeues what the client did not acknowledge, publishes the will, ends the session.
+    async fn cleanup(&mut self, end: End) {
+        self.settle_written().await;
+        let mut queues: Vec<QueueHandle> =
+            self.shared_subs.values().map(|s| s.queue.clone()).collect();
+        queues.extend(self.session_handle.clone());
+        for queue in queues {
+            let _ = queue
+                .send(QueueCmd::ChannelClosed { owner: self.owner })
+                .await;
+        }
+        if let Some(will) = self.will.take() {
+            let send = match end {
+                End::Normal { send_will } => send_will,
+                End::Abnormal => true,
+                End::Shutdown => false,
+            };
+            if send {
+                self.publish_will(will);
+            }
+        }
+        let core = self.shared.core.clone();
+        if !self.keep_session {
+            if let Err(e) = core
+                .delete_queue(self.id, &self.session_queue, false, false)
+                .await
+            {
+                tracing::warn!(client_id = %self.client_id, error = %e, "cannot delete the session queue");
+            }
+        } else if self.version == ProtocolVersion::V5 && self.session_expiry != u32::MAX {
+            self.start_expiry_timer();
+        }
+        self.shared.sessions.unregister(&self.client_id, self.id);
+        if let Some(r) = self._registration.take() {
+            r.finish();
+        }
+        let _ = self.flush().await;
+        let _ = self.writer.shutdown().await;
+        tracing::debug!(client_id = %self.client_id, ?end, "MQTT client disconnected");
+    }
+
+    fn start_expiry_timer(&self) {
+        let token = self
+            .shared
+            .sessions
+            .start_timer(&self.client_id, TimerKind::Expiry);
+        let shared = self.shared.clone();
+        let (client_id, queue, conn_id) =
+            (self.client_id.clone(), self.session_queue.clone(), self.id);
+        let delay = Duration::from_secs(u64::from(self.session_expiry));
+        self.shared.core.tasks.spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {
+                    if !shared.sessions.is_connected(&client_id) {
+                        tracing::info!(%client_id, "session expired");
+                        let _ = shared.core.delete_queue(conn_id, &queue, false, false).await;
+                    }
+                }
+                _ = token.cancelled() => {}
+                _ = shared.core.shutdown.cancelled() => {}
+            }
+        });
+    }
+
+    /// Publishes the will now, or after its 5.0 Will Delay Interval unless the client is back.
+    fn publish_will(&self, will: Will) {
+        let meta = MqttMeta {
+            qos: will.qos.as_u8(),
+            retain: will.retain,
+            properties: protocol_mqtt::PublishProperties {
+                payload_format_indicator: will.properties.payload_format_indicator,
+                message_expiry_interval: will.properties.message_expiry_interval,
+                response_topic: will.properties.response_topic.clone(),
+                correlation_data: will.properties.correlation_data.clone(),
+                user_properties: will.properties.user_properties.clone(),
+                content_type: will.properties.content_type.clone(),
+                ..Default::default()
+            },
+        };
+        let Some(msg) = to_message(
+            will.topic.as_str(),
+            will.payload.clone(),
+            &meta,
+            &self.client_id,
+        ) else {
+            return;
+        };
+        let msg = Arc::new(msg);
+        let delay = will.properties.will_delay_interval.unwrap_or(0);
+        let shared = self.shared.clone();
+        let topic = will.topic.as_str().to_string();
+        let retain = will.retain;
+        if delay == 0 {
+            self.shared
+                .core
+                .tasks
+                .spawn(async move { shared.publish_will(&topic, msg, retain).await });
+            return;
+        }
+        let token = self
+            .shared
+            .sessions
+            .start_timer(&self.client_id, TimerKind::Will);
+        self.shared.core.tasks.spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(u64::from(delay))) => {
+                    shared.publish_will(&topic, msg, retain).await;
+                }
+                _ = token.cancelled() => {}
+                _ = shared.core.shutdown.cancelled() => {}
+            }
+        });
+    }
+}
+
+/// 3.1.1 CONNACK return codes for the 5.0 reasons we use.
+fn v3_connack_code(code: ReasonCode) -> ReasonCode {
+    ReasonCode(match code {
+        ReasonCode::SUCCESS => 0,
+        ReasonCode::UNSUPPORTED_PROTOCOL_VERSION => 1,
+        ReasonCode::CLIENT_IDENTIFIER_NOT_VALID => 2,
+        ReasonCode::BAD_USER_NAME_OR_PASSWORD => 4,
+        ReasonCode::NOT_AUTHORIZED | ReasonCode::BAD_AUTHENTICATION_METHOD => 5,
+        _ => 3,
+    })
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

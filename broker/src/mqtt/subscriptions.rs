@@ -1,0 +1,305 @@
+//! SUBSCRIBE and UNSUBSCRIBE. An ordinary subscription is a binding from `amq.topic` to the
+//! session queue whose arguments carry the MQTT options (so persistent sessions get them back
+//! after a restart); a shared subscription `$share/group/filter` is a queue of that name,
+//! bound to `amq.topic`, whose consumers are the group's members (and any AMQP consumer).
+
+use std::num::NonZeroU32;
+
+use bytes::Bytes;
+use protocol_amqp::{FieldTable, FieldValue, ShortStr};
+use protocol_mqtt::{
+    AckProperties, Packet, ProtocolVersion, QoS, ReasonCode, RetainHandling, SharedSubscription,
+    SubAck, Subscribe, Subscription, TopicFilter, UnsubAck, Unsubscribe,
+};
+
+use super::SharedSub;
+use super::connection::{End, MqttConn};
+use super::topic_map::filter_to_binding_key;
+use crate::core::ops::QueueDeclare;
+use crate::core::queue::QueueCmd;
+use crate::core::topology::Topology;
+use crate::model::exchange::{Binding, Destination};
+
+const FILTER_ARG: &str = "x-mqtt-filter";
+const QOS_ARG: &str = "x-mqtt-qos";
+const SUB_ID_ARG: &str = "x-mqtt-subscription-id";
+const NO_LOCAL_ARG: &str = "x-mqtt-no-local";
+const RAP_ARG: &str = "x-mqtt-retain-as-published";
+
+/// One ordinary (non-shared) subscription of a session.
+#[derive(Debug, Clone)]
+pub struct Sub {
+    /// The MQTT filter.
+    pub filter: TopicFilter,
+    /// Maximum QoS granted.
+    pub qos: QoS,
+    /// Do not deliver the session's own publishes.
+    pub no_local: bool,
+    /// Keep the RETAIN flag when forwarding.
+    pub retain_as_published: bool,
+    /// 5.0 subscription identifier.
+    pub id: Option<NonZeroU32>,
+    /// The binding that implements it.
+    pub binding: Binding,
+}
+
+fn sub_binding(queue: &str, s: &Subscription, id: Option<NonZeroU32>) -> Binding {
+    let mut args = FieldTable::new();
+    args.insert(
+        ShortStr::from_static(FILTER_ARG),
+        FieldValue::LongStr(Bytes::from(s.filter.as_str().to_string().into_bytes())),
+    );
+    args.insert(
+        ShortStr::from_static(QOS_ARG),
+        FieldValue::U8(s.options.qos.as_u8()),
+    );
+    if let Some(id) = id {
+        args.insert(ShortStr::from_static(SUB_ID_ARG), FieldValue::U32(id.get()));
+    }
+    args.insert(
+        ShortStr::from_static(NO_LOCAL_ARG),
+        FieldValue::Bool(s.options.no_local),
+    );
+    args.insert(
+        ShortStr::from_static(RAP_ARG),
+        FieldValue::Bool(s.options.retain_as_published),
+    );
+    Binding {
+        destination: Destination::Queue(queue.to_string()),
+        routing_key: filter_to_binding_key(s.filter.as_str()),
+        arguments: args,
+    }
+}
+
+/// The subscriptions of a resumed session, read back from its bindings.
+pub fn restore(topology: &Topology, queue: &str) -> Vec<Sub> {
+    let Some(x) = topology.exchanges.get("amq.topic") else {
+        return Vec::new();
+    };
+    let dest = Destination::Queue(queue.to_string());
+    x.bindings()
+        .iter()
+        .filter(|b| b.destination == dest)
+        .filter_map(|b| {
+            let args = &b.arguments;
+            let filter = match args.get(FILTER_ARG) {
+                Some(FieldValue::LongStr(f)) => {
+                    TopicFilter::new(String::from_utf8(f.to_vec()).ok()?).ok()?
+                }
+                _ => return None,
+            };
+            let qos = match args.get(QOS_ARG) {
+                Some(FieldValue::U8(q)) => QoS::from_u8(*q)?,
+                _ => QoS::AtMostOnce,
+            };
+            let flag = |name| matches!(args.get(name), Some(FieldValue::Bool(true)));
+            let id = match args.get(SUB_ID_ARG) {
+                Some(FieldValue::U32(id)) => NonZeroU32::new(*id),
+                _ => None,
+            };
+            Some(Sub {
+                filter,
+                qos,
+                no_local: flag(NO_LOCAL_ARG),
+                retain_as_published: flag(RAP_ARG),
+                id,
+                binding: b.clone(),
+            })
+        })
+        .collect()
+}
+
+impl MqttConn {
+    fn failure(&self, v5_code: ReasonCode) -> ReasonCode {
+        if self.version == ProtocolVersion::V5 {
+            v5_code
+        } else {
+            ReasonCode(0x80)
+        }
+    }
+
+    pub(crate) async fn handle_subscribe(&mut self, s: Subscribe) -> Option<End> {
+        let id = s.properties.subscription_identifier;
+        let mut codes = Vec::with_capacity(s.filters.len());
+        let mut retained_for = Vec::new();
+        for sub in &s.filters {
+            let code = match sub.filter.shared() {
+                Err(_) => self.failure(ReasonCode::TOPIC_FILTER_INVALID),
+                Ok(Some(shared)) => {
+                    if sub.options.no_local {
+                        // [MQTT-3.8.3-4]
+                        self.disconnect(ReasonCode::PROTOCOL_ERROR);
+                        return Some(End::Abnormal);
+                    }
+                    self.subscribe_shared(&shared, sub.options.qos).await
+                }
+                Ok(None) => {
+                    let (code, existed) = self.subscribe_one(sub, id).await;
+                    let send_retained = match sub.options.retain_handling {
+                        RetainHandling::SendAtSubscribe => true,
+                        RetainHandling::SendIfNew => !existed,
+                        RetainHandling::DoNotSend => false,
+                    };
+                    if !code.is_error() && send_retained {
+                        retained_for.push((sub.filter.clone(), sub.options.qos, id));
+                    }
+                    code
+                }
+            };
+            codes.push(code);
+        }
+        self.send(&Packet::SubAck(SubAck {
+            packet_id: s.packet_id,
+            properties: AckProperties::default(),
+            reason_codes: codes,
+        }));
+        for (filter, qos, id) in retained_for {
+            self.send_retained(&filter, qos, id);
+        }
+        None
+    }
+
+    /// Binds the session queue; returns the granted code and whether it existed already.
+    async fn subscribe_one(
+        &mut self,
+        sub: &Subscription,
+        id: Option<NonZeroU32>,
+    ) -> (ReasonCode, bool) {
+        let binding = sub_binding(&self.session_queue, sub, id);
+        let core = self.shared.core.clone();
+        let existing = self.subs.iter().position(|s| s.filter == sub.filter);
+        if let Some(i) = existing {
+            let old = self.subs.remove(i);
+            if old.binding != binding {
+                let _ = core.unbind(self.id, "amq.topic", old.binding).await;
+            }
+        }
+        if let Err(e) = core.bind(self.id, "amq.topic", binding.clone()).await {
+            tracing::warn!(client_id = %self.client_id, filter = sub.filter.as_str(), error = %e, "subscribe failed");
+            return (
+                self.failure(ReasonCode::UNSPECIFIED_ERROR),
+                existing.is_some(),
+            );
+        }
+        self.subs.push(Sub {
+            filter: sub.filter.clone(),
+            qos: sub.options.qos,
+            no_local: sub.options.no_local,
+            retain_as_published: sub.options.retain_as_published,
+            id,
+            binding,
+        });
+        (ReasonCode::granted(sub.options.qos), existing.is_some())
+    }
+
+    async fn subscribe_shared(&mut self, shared: &SharedSubscription, qos: QoS) -> ReasonCode {
+        let name = format!("$share/{}/{}", shared.group, shared.filter.as_str());
+        let Ok(tag) = ShortStr::new(name.as_str()) else {
+            return self.failure(ReasonCode::QUOTA_EXCEEDED);
+        };
+        if let Some(existing) = self.shared_subs.get_mut(&tag) {
+            existing.qos = qos;
+            return ReasonCode::granted(qos);
+        }
+        let core = self.shared.core.clone();
+        let declared = core
+            .declare_queue(
+                self.id,
+                QueueDeclare {
+                    name: name.clone(),
+                    auto_delete: true,
+                    ..QueueDeclare::default()
+                },
+            )
+            .await;
+        let binding = Binding {
+            destination: Destination::Queue(name.clone()),
+            routing_key: filter_to_binding_key(shared.filter.as_str()),
+            arguments: FieldTable::new(),
+        };
+        let bound = match declared {
+            Ok(_) => core.bind(self.id, "amq.topic", binding).await,
+            Err(e) => Err(e),
+        };
+        let queue = match bound.and_then(|()| core.lookup_queue(self.id, &name)) {
+            Ok(entry) => entry.handle,
+            Err(e) => {
+                tracing::warn!(client_id = %self.client_id, queue = %name, error = %e, "shared subscribe failed");
+                return self.failure(ReasonCode::UNSPECIFIED_ERROR);
+            }
+        };
+        self.shared_subs.insert(
+            tag.clone(),
+            SharedSub {
+                queue: queue.clone(),
+                qos,
+            },
+        );
+        if !self.consume(&queue, tag.clone()).await {
+            self.shared_subs.remove(&tag);
+            return self.failure(ReasonCode::UNSPECIFIED_ERROR);
+        }
+        ReasonCode::granted(qos)
+    }
+
+    pub(crate) async fn handle_unsubscribe(&mut self, u: Unsubscribe) {
+        let mut codes = Vec::with_capacity(u.filters.len());
+        for filter in &u.filters {
+            let found = match filter.shared() {
+                Ok(Some(shared)) => {
+                    let name = format!("$share/{}/{}", shared.group, shared.filter.as_str());
+                    match ShortStr::new(name)
+                        .ok()
+                        .and_then(|tag| self.shared_subs.remove(&tag))
+                    {
+                        Some(sub) => {
+                            // Requeues what this member had in flight, for the rest of the group.
+                            let _ = sub
+                                .queue
+                                .send(QueueCmd::ChannelClosed { owner: self.owner })
+                                .await;
+                            let gone: Vec<_> = self
+                                .outbound
+                                .iter()
+                                .filter(|(_, o)| {
+                                    o.source
+                                        .as_ref()
+                                        .is_some_and(|(q, _)| q.id() == sub.queue.id())
+                                })
+                                .map(|(id, _)| *id)
+                                .collect();
+                            for id in gone {
+                                self.outbound.remove(&id);
+                                self.ids.release(id);
+                            }
+                            true
+                        }
+                        None => false,
+                    }
+                }
+                _ => match self.subs.iter().position(|s| &s.filter == filter) {
+                    Some(i) => {
+                        let old = self.subs.remove(i);
+                        let _ = self
+                            .shared
+                            .core
+                            .unbind(self.id, "amq.topic", old.binding)
+                            .await;
+                        true
+                    }
+                    None => false,
+                },
+            };
+            codes.push(if found {
+                ReasonCode::SUCCESS
+            } else {
+                ReasonCode::NO_SUBSCRIPTION_EXISTED
+            });
+        }
+        self.send(&Packet::UnsubAck(UnsubAck {
+            packet_id: u.packet_id,
+            properties: AckProperties::default(),
+            reason_codes: codes,
+        }));
+    }
+}
