@@ -240,6 +240,10 @@ fn check_first_byte(
 ///
 /// `version` is the connection's version, `None` until CONNECT has been
 /// received (only CONNECT is accepted then; it carries its own version).
+/// A later CONNECT still decodes: rejecting it as a protocol violation is the
+/// broker's call, as are direction checks (a client sending CONNACK, or a
+/// Subscription Identifier in PUBLISH) and reason codes that do not belong
+/// to the packet (kept as received, never rejected here).
 /// `max_packet_size` limits the whole packet (fixed header included, as
 /// 5.0's Maximum Packet Size counts it); it is checked from the fixed header
 /// alone, before the body is waited for.
