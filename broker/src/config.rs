@@ -16,6 +16,9 @@ pub struct Config {
     /// Address the MQTT 3.1.1/5.0 listener binds to.
     #[arg(long, env = "BROKER_MQTT_LISTEN", default_value = "0.0.0.0:1883")]
     pub mqtt_listen: SocketAddr,
+    /// Address the MQTT-over-WebSocket listener binds to (path `/mqtt`).
+    #[arg(long, env = "BROKER_MQTT_WS_LISTEN", default_value = "0.0.0.0:8083")]
+    pub mqtt_ws_listen: SocketAddr,
     /// Largest MQTT packet accepted from clients, in bytes.
     #[arg(long, env = "BROKER_MQTT_MAX_PACKET_SIZE", default_value_t = 16 * 1024 * 1024)]
     pub mqtt_max_packet_size: usize,
@@ -37,6 +40,7 @@ impl Config {
             data_dir: data_dir.into(),
             amqp_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             mqtt_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            mqtt_ws_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             mqtt_max_packet_size: 16 * 1024 * 1024,
             heartbeat: 60,
             frame_max: 131_072,

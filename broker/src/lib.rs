@@ -54,6 +54,7 @@ pub struct Broker {
     core: Arc<core::Core>,
     amqp_addr: SocketAddr,
     mqtt_addr: SocketAddr,
+    mqtt_ws_addr: SocketAddr,
 }
 
 impl Broker {
@@ -104,12 +105,28 @@ impl Broker {
         core.tasks
             .spawn(amqp::listener::run(core.clone(), listener, limits));
         tracing::info!(addr = %amqp_addr, "AMQP listener ready");
+        let ws_listener = TcpListener::bind(config.mqtt_ws_listen)
+            .await
+            .map_err(|source| StartError::BindMqtt {
+                addr: config.mqtt_ws_listen,
+                source,
+            })?;
+        let mqtt_ws_addr = ws_listener
+            .local_addr()
+            .map_err(|source| StartError::BindMqtt {
+                addr: config.mqtt_ws_listen,
+                source,
+            })?;
+        core.tasks
+            .spawn(mqtt::websocket::run(mqtt.clone(), ws_listener));
+        tracing::info!(addr = %mqtt_ws_addr, path = mqtt::websocket::PATH, "MQTT WebSocket listener ready");
         core.tasks.spawn(mqtt::listener::run(mqtt, mqtt_listener));
         tracing::info!(addr = %mqtt_addr, "MQTT listener ready");
         Ok(Broker {
             core,
             amqp_addr,
             mqtt_addr,
+            mqtt_ws_addr,
         })
     }
 
@@ -121,6 +138,11 @@ impl Broker {
     /// The address the MQTT listener is bound to.
     pub fn mqtt_addr(&self) -> SocketAddr {
         self.mqtt_addr
+    }
+
+    /// The address the MQTT-over-WebSocket listener is bound to.
+    pub fn mqtt_ws_addr(&self) -> SocketAddr {
+        self.mqtt_ws_addr
     }
 
     /// Stops accepting, closes connections (320 CONNECTION_FORCED), stops queues and makes

@@ -165,11 +165,16 @@ impl Core {
             }
             let handle = q.handle.clone();
             drop(topo);
-            let stats = handle
-                .ask(|reply| QueueCmd::Stats { reply })
-                .await
-                .unwrap_or_default();
-            return Ok((name, stats));
+            match handle.ask(|reply| QueueCmd::Stats { reply }).await {
+                Some(stats) => return Ok((name, stats)),
+                // The queue task has ended: an auto-delete queue whose last consumer just
+                // went, still listed until its `forget_queue` runs. It is gone already.
+                None => {
+                    if self.remove_queue_entry(&name, handle.id()) {
+                        self.persist_definitions().await?;
+                    }
+                }
+            }
         }
         if req.passive {
             return Err(no_queue(&name));

@@ -18,9 +18,8 @@ use protocol_mqtt::{
     ConnAck, ConnAckProperties, Connect, DecodeError, Disconnect, InboundQos2, Packet, PacketId,
     PacketIdAllocator, ProtocolVersion, QoS, ReasonCode, TopicName, Will, encode,
 };
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
@@ -35,7 +34,11 @@ use crate::core::ops::QueueDeclare;
 use crate::core::queue::{ConsumerSpec, QueueCmd, QueueHandle, SharedCredit};
 use crate::core::{ChannelKey, ConnEvent, ConnTx};
 
-pub(crate) type Reader = FramedRead<OwnedReadHalf, PacketDecoder>;
+/// Read half of a connection's transport (TCP or WebSocket).
+pub(crate) type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
+/// Write half of a connection's transport.
+pub(crate) type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
+pub(crate) type Reader = FramedRead<ReadHalf, PacketDecoder>;
 
 /// Consumer tag of a connection's consumer on its own session queue.
 pub(crate) const SESSION_TAG: &str = "mqtt-session";
@@ -77,7 +80,7 @@ pub(crate) struct MqttConn {
     pub client_id: Arc<str>,
     pub owner: ChannelKey,
     pub tx: ConnTx,
-    writer: OwnedWriteHalf,
+    writer: WriteHalf,
     pub out: BytesMut,
     keep_alive: u16,
     last_recv: Instant,
@@ -104,9 +107,19 @@ pub(crate) struct MqttConn {
     _registration: Option<Registration>,
 }
 
-/// Serves one accepted socket.
-pub(crate) async fn serve(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
-    let (read_half, mut writer) = socket.into_split();
+/// Serves one accepted TCP socket.
+pub(crate) async fn serve_tcp(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
+    let (read_half, writer) = socket.into_split();
+    serve(shared, Box::new(read_half), Box::new(writer), peer).await;
+}
+
+/// Serves one client over any transport.
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    read_half: ReadHalf,
+    mut writer: WriteHalf,
+    peer: SocketAddr,
+) {
     let mut reader = FramedRead::new(
         read_half,
         PacketDecoder {
@@ -187,7 +200,9 @@ impl MqttConn {
         }
         let result = self.writer.write_all(&self.out).await;
         self.out.clear();
-        result
+        result?;
+        // A no-op on TCP; WebSocket frames leave only when flushed.
+        self.writer.flush().await
     }
 
     fn connack(&mut self, code: ReasonCode, session_present: bool, properties: ConnAckProperties) {

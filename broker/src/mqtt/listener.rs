@@ -20,7 +20,7 @@ pub async fn run(shared: Arc<Shared>, listener: TcpListener) {
                     tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
                 }
                 core.tasks
-                    .spawn(connection::serve(shared.clone(), socket, peer));
+                    .spawn(connection::serve_tcp(shared.clone(), socket, peer));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");

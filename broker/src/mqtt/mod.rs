@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - `listener`: accept loop.
+//! - [`websocket`]: MQTT over WebSocket (`/mqtt`).
 //! - `connection`: the connection task (CONNECT, keep-alive, takeover, cleanup, will).
 //! - `inbound`: PUBLISH from clients, topic aliases, QoS 1/2 acknowledgements.
 //! - `outbound`: deliveries to clients and their acknowledgements.
@@ -25,6 +26,7 @@ pub mod retained;
 pub mod sessions;
 mod subscriptions;
 pub mod topic_map;
+pub mod websocket;
 
 use std::sync::Arc;
 

@@ -12,8 +12,8 @@ use protocol_mqtt::{
 
 use super::connection::{MqttConn, Outbound, SESSION_TAG};
 use super::convert::{Outgoing, from_message};
-use crate::core::Delivery;
 use crate::core::queue::{QueueCmd, QueueHandle, Settle};
+use crate::core::{ChannelKey, Delivery};
 use crate::model::message::Message;
 
 /// How a message should go out, once the matching subscriptions are known.
@@ -23,17 +23,19 @@ struct Route {
     ids: Vec<NonZeroU32>,
 }
 
-impl MqttConn {
-    async fn settle(&self, queue: &QueueHandle, seq: u64, how: Settle) {
-        let _ = queue
-            .send(QueueCmd::Settle {
-                owner: self.owner,
-                seqs: vec![seq],
-                how,
-            })
-            .await;
-    }
+/// Settles one delivery with its queue. A free function: the connection is not `Sync`, so
+/// its methods cannot hold `&self` across an await.
+async fn settle(owner: ChannelKey, queue: &QueueHandle, seq: u64, how: Settle) {
+    let _ = queue
+        .send(QueueCmd::Settle {
+            owner,
+            seqs: vec![seq],
+            how,
+        })
+        .await;
+}
 
+impl MqttConn {
     /// Which subscriptions take a message, or None if none does.
     fn route_for(&self, d: &Delivery, out: &Outgoing) -> Option<Route> {
         if d.consumer_tag.as_str() != SESSION_TAG {
@@ -69,7 +71,7 @@ impl MqttConn {
         }
         let Some(out) = from_message(&d.msg) else {
             // Expired, or a routing key no MQTT topic can carry.
-            self.settle(&d.queue, d.seq, Settle::Drop).await;
+            settle(self.owner, &d.queue, d.seq, Settle::Drop).await;
             return;
         };
         let Some(route) = self.route_for(&d, &out) else {
@@ -79,7 +81,7 @@ impl MqttConn {
             } else {
                 Settle::Requeue
             };
-            self.settle(&d.queue, d.seq, how).await;
+            settle(self.owner, &d.queue, d.seq, how).await;
             return;
         };
         let qos = out.qos.min(route.qos);
@@ -95,7 +97,7 @@ impl MqttConn {
             properties,
             Some((d.queue.clone(), d.seq)),
         ) {
-            self.settle(&d.queue, d.seq, Settle::Drop).await;
+            settle(self.owner, &d.queue, d.seq, Settle::Drop).await;
         }
     }
 
@@ -189,7 +191,7 @@ impl MqttConn {
         if let Some(o) = self.outbound.remove(&id) {
             self.ids.release(id);
             if let Some((queue, seq)) = o.source {
-                self.settle(&queue, seq, Settle::Ack).await;
+                settle(self.owner, &queue, seq, Settle::Ack).await;
             }
         }
     }
@@ -214,7 +216,7 @@ impl MqttConn {
             self.send(&Packet::PubRel(PubRel::new(id)));
         }
         if let Some((queue, seq)) = source {
-            self.settle(&queue, seq, Settle::Ack).await;
+            settle(self.owner, &queue, seq, Settle::Ack).await;
         }
     }
 
