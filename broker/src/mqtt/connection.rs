@@ -104,6 +104,10 @@ pub(crate) struct MqttConn {
     /// QoS 0 deliveries written this round, acked to their queue after the write.
     pub auto_settle: Vec<(QueueHandle, u64)>,
     pub client_max_packet: usize,
+    /// Topic aliases the client accepts from us (5.0 Topic Alias Maximum in CONNECT).
+    pub alias_max_out: u16,
+    /// Topics we gave an alias to on this connection.
+    pub aliases_out: HashMap<String, u16>,
     _registration: Option<Registration>,
 }
 
@@ -176,6 +180,8 @@ pub(crate) async fn serve(
         outbound: HashMap::new(),
         auto_settle: Vec::new(),
         client_max_packet: protocol_mqtt::MAX_PACKET_SIZE,
+        alias_max_out: 0,
+        aliases_out: HashMap::new(),
         _registration: None,
     };
     if !conn.accept(connect).await {
@@ -295,6 +301,7 @@ impl MqttConn {
         if let Some(max) = connect.properties.maximum_packet_size {
             self.client_max_packet = usize::try_from(max.get()).unwrap_or(usize::MAX);
         }
+        self.alias_max_out = connect.properties.topic_alias_maximum.unwrap_or(0);
         let receive_max = connect
             .properties
             .receive_maximum

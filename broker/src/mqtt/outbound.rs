@@ -127,6 +127,26 @@ impl MqttConn {
                 }
             }
         };
+        // Topic aliases towards the client: the first PUBLISH of a topic names it and sets an
+        // alias, later ones send only the alias. New aliases stop when the client's maximum is
+        // reached (the full topic is sent then).
+        let mut topic = topic;
+        let mut new_alias = None;
+        if self.alias_max_out > 0 {
+            match self.aliases_out.get(topic.as_str()) {
+                Some(&alias) => {
+                    properties.topic_alias = std::num::NonZeroU16::new(alias);
+                    topic = protocol_mqtt::TopicName::empty();
+                }
+                None => {
+                    let next = u16::try_from(self.aliases_out.len() + 1).unwrap_or(u16::MAX);
+                    if next <= self.alias_max_out {
+                        properties.topic_alias = std::num::NonZeroU16::new(next);
+                        new_alias = Some((topic.as_str().to_string(), next));
+                    }
+                }
+            }
+        }
         let packet = Packet::Publish(Publish {
             dup: redelivered && qos != QoS::AtMostOnce,
             qos,
@@ -147,6 +167,9 @@ impl MqttConn {
             return false;
         }
         self.send(&packet);
+        if let Some((name, alias)) = new_alias {
+            self.aliases_out.insert(name, alias);
+        }
         match packet_id {
             Some(id) => {
                 self.outbound.insert(
