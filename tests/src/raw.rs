@@ -118,6 +118,15 @@ impl RawClient {
     /// broker's limits, no heartbeats) and open of vhost `/`. Returns the
     /// broker's tune values.
     pub async fn handshake(addr: SocketAddr) -> anyhow::Result<(RawClient, ConnectionTune)> {
+        RawClient::handshake_with_heartbeat(addr, 0).await
+    }
+
+    /// Like [`RawClient::handshake`], but tune-ok asks for `heartbeat`
+    /// seconds (0 = off), so heartbeat enforcement can be tested.
+    pub async fn handshake_with_heartbeat(
+        addr: SocketAddr,
+        heartbeat: u16,
+    ) -> anyhow::Result<(RawClient, ConnectionTune)> {
         let mut client = RawClient::connect(addr).await?;
         client.send_bytes(&PROTOCOL_HEADER).await?;
         match client.recv_method().await? {
@@ -145,7 +154,7 @@ impl RawClient {
                 ConnectionTuneOk {
                     channel_max: tune.channel_max,
                     frame_max: tune.frame_max,
-                    heartbeat: 0,
+                    heartbeat,
                 },
             )
             .await?;
