@@ -120,6 +120,7 @@ impl Broker {
         core.tasks
             .spawn(mqtt::websocket::run(mqtt.clone(), ws_listener));
         tracing::info!(addr = %mqtt_ws_addr, path = mqtt::websocket::PATH, "MQTT WebSocket listener ready");
+        mqtt.expire_recovered_sessions();
         core.tasks.spawn(mqtt::listener::run(mqtt, mqtt_listener));
         tracing::info!(addr = %mqtt_addr, "MQTT listener ready");
         Ok(Broker {

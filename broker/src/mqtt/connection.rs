@@ -386,6 +386,7 @@ impl MqttConn {
                     QueueDeclare {
                         name: self.session_queue.clone(),
                         durable: self.keep_session,
+                        arguments: super::session_arguments(self.version, self.session_expiry),
                         ..QueueDeclare::default()
                     },
                 )
@@ -624,7 +625,8 @@ impl MqttConn {
                 tracing::warn!(client_id = %self.client_id, error = %e, "cannot delete the session queue");
             }
         } else if self.version == ProtocolVersion::V5 && self.session_expiry != u32::MAX {
-            self.start_expiry_timer();
+            self.shared
+                .schedule_expiry(&self.client_id, &self.session_queue, self.session_expiry);
         }
         self.shared.sessions.unregister(&self.client_id, self.id);
         if let Some(r) = self._registration.take() {
@@ -633,29 +635,6 @@ impl MqttConn {
         let _ = self.flush().await;
         let _ = self.writer.shutdown().await;
         tracing::debug!(client_id = %self.client_id, ?end, "MQTT client disconnected");
-    }
-
-    fn start_expiry_timer(&self) {
-        let token = self
-            .shared
-            .sessions
-            .start_timer(&self.client_id, TimerKind::Expiry);
-        let shared = self.shared.clone();
-        let (client_id, queue, conn_id) =
-            (self.client_id.clone(), self.session_queue.clone(), self.id);
-        let delay = Duration::from_secs(u64::from(self.session_expiry));
-        self.shared.core.tasks.spawn(async move {
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {
-                    if !shared.sessions.is_connected(&client_id) {
-                        tracing::info!(%client_id, "session expired");
-                        let _ = shared.core.delete_queue(conn_id, &queue, false, false).await;
-                    }
-                }
-                _ = token.cancelled() => {}
-                _ = shared.core.shutdown.cancelled() => {}
-            }
-        });
     }
 
     /// Publishes the will now, or after its 5.0 Will Delay Interval unless the client is back.

@@ -57,7 +57,42 @@ pub struct SharedSub {
     pub qos: QoS,
 }
 
+/// Queue argument holding a 5.0 session's expiry interval, so that sessions found at start-up
+/// expire too.
+pub const SESSION_EXPIRY_ARG: &str = "x-mqtt-session-expiry";
+
+/// Declare arguments of a session queue.
+pub(crate) fn session_arguments(
+    version: protocol_mqtt::ProtocolVersion,
+    expiry: u32,
+) -> protocol_amqp::FieldTable {
+    let mut args = protocol_amqp::FieldTable::new();
+    if version == protocol_mqtt::ProtocolVersion::V5 && expiry != u32::MAX && expiry > 0 {
+        args.insert(
+            protocol_amqp::ShortStr::from_static(SESSION_EXPIRY_ARG),
+            protocol_amqp::FieldValue::U32(expiry),
+        );
+    }
+    args
+}
+
 impl Shared {
+    /// Starts the expiry clock of every 5.0 session found at start-up (from now: the time
+    /// the broker was down does not count against the session).
+    pub fn expire_recovered_sessions(self: &Arc<Self>) {
+        let topology = self.core.topology();
+        for (name, q) in &topology.queues {
+            let Some(client_id) = name.strip_prefix("mqtt-subscription-") else {
+                continue;
+            };
+            let Some(protocol_amqp::FieldValue::U32(expiry)) = q.arguments.get(SESSION_EXPIRY_ARG)
+            else {
+                continue;
+            };
+            self.schedule_expiry(client_id, name, *expiry);
+        }
+    }
+
     /// MQTT state over `core`, with retained messages loaded from storage.
     pub fn new(core: Arc<Core>, max_packet_size: usize) -> Result<Shared, storage::StorageError> {
         let retained = retained::RetainedStore::open(core.storage().clone())?;
@@ -67,6 +102,29 @@ impl Shared {
             sessions: sessions::Sessions::default(),
             max_packet_size,
         })
+    }
+
+    /// Deletes a disconnected session after `expiry` seconds unless its client comes back.
+    pub(crate) fn schedule_expiry(self: &Arc<Self>, client_id: &str, queue: &str, expiry: u32) {
+        let token = self
+            .sessions
+            .start_timer(client_id, sessions::TimerKind::Expiry);
+        let (shared, client_id, queue) = (self.clone(), client_id.to_string(), queue.to_string());
+        let delay = std::time::Duration::from_secs(u64::from(expiry));
+        self.core.tasks.spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {
+                    if !shared.sessions.is_connected(&client_id) {
+                        tracing::info!(%client_id, "session expired");
+                        if let Err(e) = shared.core.delete_queue(0, &queue, false, false).await {
+                            tracing::warn!(%client_id, error = %e, "cannot delete the expired session");
+                        }
+                    }
+                }
+                _ = token.cancelled() => {}
+                _ = shared.core.shutdown.cancelled() => {}
+            }
+        });
     }
 
     /// Publishes a will message through `amq.topic` (no confirm: nobody waits for it).
