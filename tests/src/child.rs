@@ -5,9 +5,10 @@
 //! ```
 //! The child is the `test-broker` binary of this crate (a wrapper around
 //! `broker::cli::run`). Its stderr is read by one thread per child: the
-//! thread reports the `AMQP listener ready ... addr=IP:PORT` line over a
-//! channel and forwards every line to the test's stderr (prefixed), so the
-//! broker's log shows up next to a failing test's output.
+//! thread reports the `AMQP listener ready ... addr=IP:PORT` and
+//! `MQTT listener ready ... addr=IP:PORT` lines over a channel and forwards
+//! every line to the test's stderr (prefixed), so the broker's log shows up
+//! next to a failing test's output.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -28,14 +29,16 @@ pub struct ChildBroker {
     data_dir: PathBuf,
     child: Option<Child>,
     addr: SocketAddr,
+    mqtt_addr: SocketAddr,
     forwarder: Option<JoinHandle<()>>,
     /// Incremented per start, to tell the log lines of successive runs apart.
     generation: u32,
 }
 
 impl ChildBroker {
-    /// Starts `exe --data-dir DATA_DIR --amqp-listen 127.0.0.1:0` and waits
-    /// for its ready line. Blocks the calling thread (up to 30 s).
+    /// Starts `exe --data-dir DATA_DIR` with every listener on an ephemeral
+    /// loopback port and waits for the AMQP and MQTT ready lines. Blocks the
+    /// calling thread (up to 30 s).
     pub fn spawn(
         exe: impl Into<PathBuf>,
         data_dir: impl Into<PathBuf>,
@@ -45,6 +48,7 @@ impl ChildBroker {
             data_dir: data_dir.into(),
             child: None,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            mqtt_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             forwarder: None,
             generation: 0,
         };
@@ -55,6 +59,11 @@ impl ChildBroker {
     /// Address of the AMQP listener of the current run.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Address of the MQTT listener of the current run.
+    pub fn mqtt_addr(&self) -> SocketAddr {
+        self.mqtt_addr
     }
 
     /// `amqp://guest:guest@IP:PORT/%2f` of the current run.
@@ -134,6 +143,8 @@ impl ChildBroker {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(["--amqp-listen", "127.0.0.1:0"])
+            .args(["--mqtt-listen", "127.0.0.1:0"])
+            .args(["--mqtt-ws-listen", "127.0.0.1:0"])
             // The ready line is logged at INFO; do not let the test's
             // environment filter it out.
             .env("RUST_LOG", "info")
@@ -146,9 +157,23 @@ impl ChildBroker {
         let (ready_tx, ready_rx) = mpsc::channel();
         let tag = format!("broker#{} pid {}", self.generation, child.id());
         let forwarder = std::thread::spawn(move || forward_stderr(stderr, &tag, ready_tx));
-        match ready_rx.recv_timeout(READY_TIMEOUT) {
-            Ok(addr) => {
+        let deadline = std::time::Instant::now() + READY_TIMEOUT;
+        let mut ready = (None, None);
+        let outcome = loop {
+            if let (Some(amqp), Some(mqtt)) = ready {
+                break Ok((amqp, mqtt));
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match ready_rx.recv_timeout(left) {
+                Ok(Listener::Amqp(addr)) => ready.0 = Some(addr),
+                Ok(Listener::Mqtt(addr)) => ready.1 = Some(addr),
+                Err(e) => break Err(e),
+            }
+        };
+        match outcome {
+            Ok((addr, mqtt_addr)) => {
                 self.addr = addr;
+                self.mqtt_addr = mqtt_addr;
                 self.child = Some(child);
                 self.forwarder = Some(forwarder);
                 Ok(())
@@ -158,7 +183,7 @@ impl ChildBroker {
                 let status = child.wait();
                 let _ = forwarder.join();
                 bail!(
-                    "broker did not report `AMQP listener ready addr=...` ({e}); exit: {status:?}"
+                    "broker did not report `AMQP listener ready addr=...` and `MQTT listener ready addr=...` ({e}); exit: {status:?}"
                 )
             }
         }
@@ -181,18 +206,24 @@ impl Drop for ChildBroker {
     }
 }
 
+/// A listener's ready line.
+enum Listener {
+    Amqp(SocketAddr),
+    Mqtt(SocketAddr),
+}
+
 /// Reads the child's stderr line by line until EOF: sends the listener
-/// address once, and echoes every line to our stderr.
-fn forward_stderr(stderr: impl std::io::Read, tag: &str, ready: mpsc::Sender<SocketAddr>) {
-    let mut ready = Some(ready);
+/// addresses, and echoes every line to our stderr.
+fn forward_stderr(stderr: impl std::io::Read, tag: &str, ready: mpsc::Sender<Listener>) {
     for line in BufReader::new(stderr).lines() {
         let Ok(line) = line else { break };
         let line = strip_ansi(&line);
-        if line.contains("AMQP listener ready")
-            && let Some(addr) = parse_addr(&line)
-            && let Some(tx) = ready.take()
-        {
-            let _ = tx.send(addr);
+        if let Some(addr) = parse_addr(&line) {
+            if line.contains("AMQP listener ready") {
+                let _ = ready.send(Listener::Amqp(addr));
+            } else if line.contains("MQTT listener ready") {
+                let _ = ready.send(Listener::Mqtt(addr));
+            }
         }
         eprintln!("[{tag}] {line}");
     }

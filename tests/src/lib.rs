@@ -6,6 +6,8 @@
 //! - [`child::ChildBroker`]: the broker as a child process (SIGKILL, SIGTERM).
 //! - [`raw::RawClient`]: a frame-level AMQP peer for protocol-violation tests
 //!   that no well-behaved client library can produce.
+//! - [`mqtt`]: rumqttc 3.1.1/5.0 clients driven on their own tasks, and a
+//!   packet-level MQTT peer.
 //! - Helpers: [`within`] (every await in a test is bounded, so a broken broker
 //!   fails the test instead of hanging it), [`reply_code`], [`next_delivery`],
 //!   [`seq_body`] / [`body_seq`] (message bodies carry a sequence number so
@@ -16,6 +18,7 @@
 //! each wrapped in [`within`].
 
 pub mod child;
+pub mod mqtt;
 pub mod raw;
 
 use std::future::Future;
@@ -210,6 +213,7 @@ pub struct TestBroker {
     broker: Option<Broker>,
     config: Config,
     addr: SocketAddr,
+    mqtt_addr: SocketAddr,
     _dir: TempDir,
 }
 
@@ -232,10 +236,12 @@ impl TestBroker {
             .await
             .expect("broker starts");
         let addr = broker.amqp_addr();
+        let mqtt_addr = broker.mqtt_addr();
         TestBroker {
             broker: Some(broker),
             config,
             addr,
+            mqtt_addr,
             _dir: dir,
         }
     }
@@ -243,6 +249,11 @@ impl TestBroker {
     /// Address of the AMQP listener (changes on [`TestBroker::restart`]).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Address of the MQTT listener (changes on [`TestBroker::restart`]).
+    pub fn mqtt_addr(&self) -> SocketAddr {
+        self.mqtt_addr
     }
 
     /// `amqp://guest:guest@127.0.0.1:PORT/%2f`
@@ -270,6 +281,7 @@ impl TestBroker {
             .await
             .expect("broker restarts on the same data dir");
         self.addr = broker.amqp_addr();
+        self.mqtt_addr = broker.mqtt_addr();
         self.broker = Some(broker);
     }
 
