@@ -22,6 +22,10 @@ pub struct Config {
     /// Largest MQTT packet accepted from clients, in bytes.
     #[arg(long, env = "BROKER_MQTT_MAX_PACKET_SIZE", default_value_t = 16 * 1024 * 1024)]
     pub mqtt_max_packet_size: usize,
+    /// Bytes of queued messages above which publishers are blocked until consumers catch up
+    /// (default: 40% of physical memory, as RabbitMQ; 0 disables the alarm).
+    #[arg(long, env = "BROKER_MEMORY_HIGH_WATERMARK")]
+    pub memory_high_watermark: Option<u64>,
     /// Heartbeat interval proposed to AMQP clients, in seconds (0 disables).
     #[arg(long, env = "BROKER_HEARTBEAT", default_value_t = 60)]
     pub heartbeat: u16,
@@ -42,6 +46,7 @@ impl Config {
             mqtt_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             mqtt_ws_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             mqtt_max_packet_size: 16 * 1024 * 1024,
+            memory_high_watermark: None,
             heartbeat: 60,
             frame_max: 131_072,
             channel_max: 2047,

@@ -61,7 +61,10 @@ impl Broker {
     /// Opens storage, recovers durable state and starts the listeners.
     pub async fn start(config: Config) -> Result<Broker, StartError> {
         let storage = storage::SledStorage::open(&config.data_dir)?;
-        let core = core::Core::new(Arc::new(storage));
+        let high = config
+            .memory_high_watermark
+            .unwrap_or_else(core::memory::default_high_watermark);
+        let core = core::Core::new(Arc::new(storage), high);
         let stats = core.recover()?;
         tracing::info!(
             data_dir = %config.data_dir.display(),

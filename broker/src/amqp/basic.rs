@@ -365,6 +365,9 @@ impl Conn {
             body: content.body,
             publisher: None,
         });
+        if self.core.memory.is_blocked() {
+            self.block_publisher();
+        }
         for queue in targets {
             let confirm = confirm_seq.map(|seq| ConfirmTarget {
                 conn: self.tx.clone(),

@@ -62,6 +62,8 @@ pub(crate) struct Conn {
     pub(crate) out: BytesMut,
     last_send: Instant,
     last_recv: Instant,
+    /// The memory alarm stopped this publisher: the socket is not read until it clears.
+    pub(crate) publish_blocked: bool,
 }
 
 /// Serves one accepted socket until it closes.
@@ -111,6 +113,7 @@ pub(crate) async fn serve(
         out: BytesMut::with_capacity(4096),
         last_send: now,
         last_recv: now,
+        publish_blocked: false,
     };
     match conn.handshake(&mut reader).await {
         Ok(()) => {
@@ -174,10 +177,17 @@ impl Conn {
         let mut assembler = CommandAssembler::new();
         let mut events = Vec::with_capacity(EVENT_BATCH);
         let shutdown = self.core.shutdown.clone();
+        let mut alarm = self.core.memory.subscribe();
         loop {
             let timer = self.next_timer();
             let result: Result<bool, AmqpError> = tokio::select! {
-                frame = reader.next() => match frame {
+                changed = alarm.changed(), if self.publish_blocked => {
+                    if changed.is_ok() && !*alarm.borrow_and_update() {
+                        self.unblock_publisher();
+                    }
+                    Ok(true)
+                }
+                frame = reader.next(), if !self.publish_blocked => match frame {
                     None => return,
                     Some(first) => self.read_round(reader, &mut assembler, first).await,
                 },
@@ -230,7 +240,7 @@ impl Conn {
                 return Ok(false);
             }
             handled += 1;
-            if handled < READ_BATCH {
+            if handled < READ_BATCH && !self.publish_blocked {
                 next = reader.next().now_or_never().flatten();
             }
         }
@@ -333,6 +343,10 @@ impl Conn {
     fn heartbeat_tick(&mut self) -> Result<bool, AmqpError> {
         let hb = Duration::from_secs(u64::from(self.heartbeat));
         let now = Instant::now();
+        if self.publish_blocked {
+            // We are not reading the socket: the client's heartbeats wait in it.
+            self.last_recv = now;
+        }
         if now >= self.last_recv + hb * 2 {
             tracing::info!(peer = %self.peer, heartbeat = self.heartbeat, "missed heartbeats from client; closing the connection");
             return Ok(false);
@@ -341,6 +355,32 @@ impl Conn {
             encode_frame(&Frame::Heartbeat { channel: 0 }, &mut self.out);
         }
         Ok(true)
+    }
+
+    /// The memory alarm is on: stop reading this publisher's socket until it clears.
+    pub(crate) fn block_publisher(&mut self) {
+        if self.publish_blocked {
+            return;
+        }
+        self.publish_blocked = true;
+        tracing::info!(peer = %self.peer, "publisher blocked by the memory alarm");
+        if self.caps.connection_blocked {
+            self.send_method(
+                0,
+                protocol_amqp::ConnectionBlocked {
+                    reason: ShortStr::from_static("low on memory"),
+                }
+                .into(),
+            );
+        }
+    }
+
+    fn unblock_publisher(&mut self) {
+        self.publish_blocked = false;
+        tracing::info!(peer = %self.peer, "publisher unblocked");
+        if self.caps.connection_blocked {
+            self.send_method(0, protocol_amqp::ConnectionUnblocked {}.into());
+        }
     }
 
     /// Mailbox events: deliveries, confirms, cancel notifications.

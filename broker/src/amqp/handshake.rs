@@ -19,6 +19,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct ClientCaps {
     pub consumer_cancel_notify: bool,
+    pub connection_blocked: bool,
     pub authentication_failure_close: bool,
 }
 
@@ -179,6 +180,7 @@ impl Conn {
         };
         if let Some(FieldValue::Table(caps)) = start_ok.client_properties.get("capabilities") {
             self.caps.consumer_cancel_notify = bool_field(caps, "consumer_cancel_notify");
+            self.caps.connection_blocked = bool_field(caps, "connection.blocked");
             self.caps.authentication_failure_close =
                 bool_field(caps, "authentication_failure_close");
         }

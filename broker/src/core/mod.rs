@@ -3,6 +3,7 @@
 //! [`queue::QueueHandle`] and their own [`ConnEvent`] mailbox.
 
 pub mod flusher;
+pub mod memory;
 pub mod ops;
 pub mod queue;
 mod queue_task;
@@ -104,6 +105,8 @@ pub struct Core {
     storage: Arc<dyn storage::Storage>,
     flusher: Flusher,
     next_id: AtomicU64,
+    /// Bytes held by queues against the memory high watermark.
+    pub memory: memory::MemoryGauge,
     /// Stops listeners, connections and queues.
     pub shutdown: CancellationToken,
     /// Tracks every task, so shutdown can wait for them.
@@ -112,7 +115,7 @@ pub struct Core {
 
 impl Core {
     /// A core over `storage`; call [`Core::recover`] next.
-    pub fn new(storage: Arc<dyn storage::Storage>) -> Arc<Core> {
+    pub fn new(storage: Arc<dyn storage::Storage>, memory_high_watermark: u64) -> Arc<Core> {
         let flusher = Flusher::start(storage.clone());
         Arc::new(Core {
             topology: RwLock::new(Arc::new(Topology::with_builtin_exchanges())),
@@ -120,6 +123,7 @@ impl Core {
             storage,
             flusher,
             next_id: AtomicU64::new(1),
+            memory: memory::MemoryGauge::new(memory_high_watermark),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         })

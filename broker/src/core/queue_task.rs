@@ -112,6 +112,7 @@ impl QueueTask {
                 tracing::error!(queue = %name, seq = m.seq, "skipping stored message with an over-long name");
                 continue;
             };
+            core.memory.add(m.body.len());
             ready.push_back(Ready {
                 seq: m.seq,
                 msg: Arc::new(Message {
@@ -223,6 +224,7 @@ impl QueueTask {
             } => {
                 let got = self.ready.pop_front().map(|r| {
                     if no_ack {
+                        self.core.memory.sub(r.msg.body.len());
                         if r.stored {
                             self.to_remove.push(r.seq);
                         }
@@ -250,6 +252,7 @@ impl QueueTask {
             QueueCmd::Purge { reply } => {
                 let n = count(self.ready.len());
                 for r in self.ready.drain(..) {
+                    self.core.memory.sub(r.msg.body.len());
                     if r.stored {
                         self.to_remove.push(r.seq);
                     }
@@ -285,6 +288,7 @@ impl QueueTask {
     }
 
     fn publish(&mut self, msg: MessageRef, confirm: Option<ConfirmTarget>) {
+        self.core.memory.add(msg.body.len());
         let seq = self.next_seq;
         self.next_seq += 1;
         let stored = self.durable && msg.is_persistent();
@@ -346,6 +350,7 @@ impl QueueTask {
         }
         match how {
             Settle::Ack | Settle::Drop => {
+                self.core.memory.sub(u.msg.body.len());
                 if u.stored {
                     self.to_remove.push(seq);
                 }
@@ -455,8 +460,12 @@ impl QueueTask {
                 tag: c.spec.tag,
             });
         }
-        self.ready.clear();
-        self.unacked.clear();
+        for r in self.ready.drain(..) {
+            self.core.memory.sub(r.msg.body.len());
+        }
+        for (_, u) in self.unacked.drain() {
+            self.core.memory.sub(u.msg.body.len());
+        }
         if self.durable
             && let Err(e) = self.core.storage().delete_queue(&self.key)
         {

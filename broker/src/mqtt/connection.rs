@@ -106,6 +106,8 @@ pub(crate) struct MqttConn {
     pub client_max_packet: usize,
     /// Topic aliases the client accepts from us (5.0 Topic Alias Maximum in CONNECT).
     pub alias_max_out: u16,
+    /// The memory alarm stopped this publisher: the socket is not read until it clears.
+    pub publish_blocked: bool,
     /// Topics we gave an alias to on this connection.
     pub aliases_out: HashMap<String, u16>,
     _registration: Option<Registration>,
@@ -181,6 +183,7 @@ pub(crate) async fn serve(
         auto_settle: Vec::new(),
         client_max_packet: protocol_mqtt::MAX_PACKET_SIZE,
         alias_max_out: 0,
+        publish_blocked: false,
         aliases_out: HashMap::new(),
         _registration: None,
     };
@@ -416,8 +419,11 @@ impl MqttConn {
     }
 
     fn keep_alive_deadline(&self) -> Option<Instant> {
-        (self.keep_alive > 0)
-            .then(|| self.last_recv + Duration::from_millis(u64::from(self.keep_alive) * 1500))
+        // While blocked we do not read, so the client's PINGREQs wait in the socket.
+        if self.keep_alive == 0 || self.publish_blocked {
+            return None;
+        }
+        Some(self.last_recv + Duration::from_millis(u64::from(self.keep_alive) * 1500))
     }
 
     /// Sends a 5.0 DISCONNECT (3.1.1 has none: the socket just closes).
@@ -440,10 +446,18 @@ impl MqttConn {
         let Some(kick) = self._registration.as_ref().map(|r| r.kick.clone()) else {
             return End::Abnormal;
         };
+        let mut alarm = self.shared.core.memory.subscribe();
         loop {
             let deadline = self.keep_alive_deadline();
             let end: Option<End> = tokio::select! {
-                packet = reader.next() => match packet {
+                changed = alarm.changed(), if self.publish_blocked => {
+                    if changed.is_ok() && !*alarm.borrow_and_update() {
+                        self.publish_blocked = false;
+                        self.last_recv = Instant::now();
+                    }
+                    None
+                }
+                packet = reader.next(), if !self.publish_blocked => match packet {
                     None => Some(End::Abnormal),
                     Some(first) => self.read_round(reader, first).await,
                 },
@@ -501,7 +515,7 @@ impl MqttConn {
                 return Some(end);
             }
             handled += 1;
-            if handled < READ_BATCH {
+            if handled < READ_BATCH && !self.publish_blocked {
                 next = reader.next().now_or_never().flatten();
             }
         }

@@ -84,6 +84,10 @@ impl MqttConn {
             }
             barrier = p.qos != QoS::AtMostOnce;
         }
+        if self.shared.core.memory.is_blocked() {
+            // Stop reading this client until consumers catch up (MQTT has no "blocked" packet).
+            self.publish_blocked = true;
+        }
         let mut targets = Vec::new();
         self.shared.core.topology().route(
             "amq.topic",
