@@ -533,3 +533,26 @@ async fn content_header_after_a_publish_is_accepted() {
     }
     assert_eq!(get_all(&ch, "raw").await, vec![b"abc".to_vec()]);
 }
+
+#[tokio::test]
+async fn truncated_method_arguments_are_502() {
+    let broker = TestBroker::start().await;
+    let (mut client, _) = RawClient::handshake(broker.addr())
+        .await
+        .expect("raw handshake");
+    client.open_channel(1).await.expect("channel.open");
+    // queue.declare (50.10): ticket, then a shortstr claiming 200 bytes that are not there.
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&50u16.to_be_bytes());
+    payload.extend_from_slice(&10u16.to_be_bytes());
+    payload.extend_from_slice(&0u16.to_be_bytes());
+    payload.push(200);
+    payload.extend_from_slice(b"short");
+    let mut frame = vec![1u8, 0, 1];
+    frame.extend_from_slice(&u32::try_from(payload.len()).expect("small").to_be_bytes());
+    frame.extend_from_slice(&payload);
+    frame.push(FRAME_END);
+    client.send_bytes(&frame).await.expect("send");
+    expect_connection_close(&mut client, 502).await;
+    assert_serves_new_connection(broker.addr()).await;
+}

@@ -401,3 +401,66 @@ async fn frame_larger_than_frame_max_is_a_501_connection_error() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_exclusive_consumer_keeps_others_out_with_403() {
+    let broker = TestBroker::start().await;
+    let conn = broker.connect().await;
+    let ch = within("channel", conn.create_channel())
+        .await
+        .expect("channel");
+    within(
+        "declare",
+        ch.queue_declare(
+            "solo".into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        ),
+    )
+    .await
+    .expect("declare");
+    // Keep the consumer: lapin cancels a consumer when it is dropped.
+    let _first = within(
+        "exclusive consume",
+        ch.basic_consume(
+            "solo".into(),
+            "first".into(),
+            BasicConsumeOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        ),
+    )
+    .await
+    .expect("first consumer is exclusive");
+    let other = within("channel", conn.create_channel())
+        .await
+        .expect("channel");
+    let err = within(
+        "second consume",
+        other.basic_consume(
+            "solo".into(),
+            "second".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        ),
+    )
+    .await
+    .expect_err("a second consumer must be refused");
+    assert_eq!(reply_code(&err), Some(403));
+    // Only that channel closed: the first one still works.
+    within(
+        "passive declare",
+        ch.queue_declare(
+            "solo".into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        ),
+    )
+    .await
+    .expect("first channel still open");
+}
