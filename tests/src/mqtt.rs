@@ -494,25 +494,6 @@ impl V5Client {
         }
     }
 
-    /// Waits for a DISCONNECT from the broker and returns its reason.
-    pub async fn server_disconnect(&mut self) -> v5p::DisconnectReasonCode {
-        loop {
-            match self.next_event("a DISCONNECT from the broker").await {
-                Ok(rumqttc::v5::Event::Incoming(v5p::Packet::Disconnect(d))) => {
-                    return d.reason_code;
-                }
-                Ok(rumqttc::v5::Event::Incoming(v5p::Packet::Publish(p))) => {
-                    self.pending.push_back(p)
-                }
-                Ok(_) => {}
-                Err(rumqttc::v5::ConnectionError::MqttState(
-                    rumqttc::v5::StateError::ServerDisconnect { reason_code, .. },
-                )) => return reason_code,
-                Err(e) => panic!("connection ended without a DISCONNECT: {e:?}"),
-            }
-        }
-    }
-
     /// Sends DISCONNECT and waits for the broker to close the connection.
     pub async fn disconnect(mut self) {
         within("disconnect request", self.client.disconnect())
