@@ -118,13 +118,14 @@ impl Core {
         req: QueueDeclare,
     ) -> Result<(String, QueueStats), AmqpError> {
         let _guard = self.write_lock.lock().await;
-        let topo = self.topology();
         let name = if req.name.is_empty() && !req.passive {
             random_name("amq.gen-")
         } else {
             req.name.clone()
         };
-        if let Some(q) = topo.queues.get(&name) {
+        // An owned copy: holding the snapshot would make the insert below copy the topology.
+        let existing = self.topology().queues.get(&name).cloned();
+        if let Some(q) = existing {
             if q.exclusive_owner.is_some_and(|owner| owner != conn_id) {
                 return Err(locked(&name));
             }
@@ -164,7 +165,6 @@ impl Core {
                 }
             }
             let handle = q.handle.clone();
-            drop(topo);
             match handle.ask(|reply| QueueCmd::Stats { reply }).await {
                 Some(stats) => return Ok((name, stats)),
                 // The queue task has ended: an auto-delete queue whose last consumer just
@@ -372,6 +372,7 @@ impl Core {
                 format!("unknown exchange type '{}'", req.kind),
             ));
         };
+        drop(topo);
         let x = Exchange::new(
             req.name.clone(),
             kind,
@@ -402,7 +403,7 @@ impl Core {
         let Some(x) = topo.exchanges.get(name) else {
             return Ok(());
         };
-        if if_unused && !x.bindings().is_empty() {
+        if if_unused && x.binding_count() > 0 {
             return Err(AmqpError::precondition_failed(format!(
                 "exchange '{name}' in vhost '{DEFAULT_VHOST}' in use"
             )));
@@ -465,27 +466,25 @@ impl Core {
             }
         };
         let durable = x.durable && dest_durable;
-        let mut updated = Exchange::clone(x);
         drop(topo);
-        let changed = if add {
-            updated.bind(binding).map_err(|e| {
-                AmqpError::precondition_failed(format!("invalid binding arguments: {e}"))
-            })?
-        } else {
-            updated.unbind(&binding)
-        };
-        if !changed {
-            return Ok(());
-        }
-        let remove = !add && updated.auto_delete && updated.bindings().is_empty();
-        self.modify(|t| {
-            if remove {
-                t.exchanges.remove(source);
+        let changed = self.modify(|t| {
+            let Some(x) = t.exchanges.get_mut(source) else {
+                return Ok(false);
+            };
+            let x = Arc::make_mut(x);
+            let changed = if add {
+                x.bind(binding).map_err(|e| {
+                    AmqpError::precondition_failed(format!("invalid binding arguments: {e}"))
+                })?
             } else {
-                t.exchanges.insert(source.to_string(), Arc::new(updated));
+                x.unbind(&binding)
+            };
+            if !add && x.auto_delete && x.binding_count() == 0 {
+                t.exchanges.remove(source);
             }
-        });
-        if durable {
+            Ok(changed)
+        })?;
+        if changed && durable {
             self.persist_definitions().await?;
         }
         Ok(())

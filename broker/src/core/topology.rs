@@ -114,10 +114,10 @@ impl Topology {
     pub fn remove_bindings_to(&mut self, dest: &Destination) -> Vec<String> {
         let mut emptied = Vec::new();
         for (name, x) in self.exchanges.iter_mut() {
-            if x.bindings().iter().any(|b| &b.destination == dest) {
+            if !x.bindings_to(dest).is_empty() {
                 let x = Arc::make_mut(x);
                 x.remove_destination(dest);
-                if x.auto_delete && x.bindings().is_empty() {
+                if x.auto_delete && x.binding_count() == 0 {
                     emptied.push(name.clone());
                 }
             }

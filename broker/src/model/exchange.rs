@@ -70,16 +70,20 @@ pub struct Binding {
     pub arguments: FieldTable,
 }
 
-/// Per-kind index over the bindings, so that routing does not scan every binding.
+/// Per-kind index over the bindings, so that routing does not scan every binding. Kept up to
+/// date incrementally: MQTT makes one binding per subscription, so a bind or an unbind must
+/// not cost time proportional to all the others.
 #[derive(Debug, Clone)]
 enum RouteIndex {
+    /// Routing key → destinations (one entry per binding; the topology dedupes queues).
     Direct(HashMap<String, Vec<Destination>>),
+    /// Every destination with a binding.
     Fanout,
     Topic(TopicTrie<Destination>),
     Headers(Vec<(HeadersBinding, Destination)>),
 }
 
-/// An exchange with its bindings. Cloned on write as part of the topology snapshot.
+/// An exchange with its bindings.
 #[derive(Debug, Clone)]
 pub struct Exchange {
     /// Name ("" is the default exchange, which is never stored here).
@@ -94,7 +98,9 @@ pub struct Exchange {
     pub internal: bool,
     /// Declare arguments (kept for equivalence checks and definitions).
     pub arguments: FieldTable,
-    bindings: Vec<Binding>,
+    /// Bindings grouped by destination: deleting a queue drops its bindings in one step.
+    bindings: HashMap<Destination, Vec<Binding>>,
+    count: usize,
     index: RouteIndex,
 }
 
@@ -121,19 +127,30 @@ impl Exchange {
             auto_delete,
             internal,
             arguments,
-            bindings: Vec::new(),
+            bindings: HashMap::new(),
+            count: 0,
             index,
         }
     }
 
-    /// The exchange's bindings in creation order.
-    pub fn bindings(&self) -> &[Binding] {
-        &self.bindings
+    /// The exchange's bindings (grouped by destination, in binding order within a group).
+    pub fn bindings(&self) -> impl Iterator<Item = &Binding> + '_ {
+        self.bindings.values().flatten()
+    }
+
+    /// The bindings to one destination.
+    pub fn bindings_to(&self, destination: &Destination) -> &[Binding] {
+        self.bindings.get(destination).map_or(&[], Vec::as_slice)
+    }
+
+    /// Number of bindings.
+    pub fn binding_count(&self) -> usize {
+        self.count
     }
 
     /// Adds a binding; `Ok(false)` if the same binding already existed (binding is idempotent).
     pub fn bind(&mut self, binding: Binding) -> Result<bool, HeadersBindingError> {
-        if self.bindings.contains(&binding) {
+        if self.bindings_to(&binding.destination).contains(&binding) {
             return Ok(false);
         }
         match &mut self.index {
@@ -150,45 +167,73 @@ impl Exchange {
                 list.push((parsed, binding.destination.clone()));
             }
         }
-        self.bindings.push(binding);
+        self.bindings
+            .entry(binding.destination.clone())
+            .or_default()
+            .push(binding);
+        self.count += 1;
         Ok(true)
     }
 
     /// Removes a binding; `false` if it did not exist.
     pub fn unbind(&mut self, binding: &Binding) -> bool {
-        let Some(pos) = self.bindings.iter().position(|b| b == binding) else {
+        let Some(group) = self.bindings.get_mut(&binding.destination) else {
             return false;
         };
-        self.bindings.remove(pos);
-        self.rebuild_index();
+        let Some(pos) = group.iter().position(|b| b == binding) else {
+            return false;
+        };
+        let removed = group.remove(pos);
+        let key_still_bound = group.iter().any(|b| b.routing_key == removed.routing_key);
+        if group.is_empty() {
+            self.bindings.remove(&binding.destination);
+        }
+        self.count -= 1;
+        self.unindex(&removed, key_still_bound);
         true
     }
 
     /// Removes every binding to `destination` (it was deleted); returns how many went.
     pub fn remove_destination(&mut self, destination: &Destination) -> usize {
-        let before = self.bindings.len();
-        self.bindings.retain(|b| &b.destination != destination);
-        let removed = before - self.bindings.len();
-        if removed > 0 {
-            self.rebuild_index();
+        let Some(group) = self.bindings.remove(destination) else {
+            return 0;
+        };
+        self.count -= group.len();
+        for b in &group {
+            self.unindex(b, false);
         }
-        removed
+        group.len()
     }
 
-    fn rebuild_index(&mut self) {
-        let bindings = std::mem::take(&mut self.bindings);
-        let fresh = Exchange::new(
-            String::new(),
-            self.kind,
-            false,
-            false,
-            false,
-            FieldTable::default(),
-        );
-        self.index = fresh.index;
-        for b in bindings {
-            // Every binding here was accepted before, so parsing cannot fail now.
-            let _ = self.bind(b);
+    /// Takes one binding out of the routing index. `key_still_bound`: another binding of the
+    /// same destination and routing key remains (a topic trie holds the pair only once).
+    fn unindex(&mut self, b: &Binding, key_still_bound: bool) {
+        match &mut self.index {
+            RouteIndex::Direct(map) => {
+                if let Some(dests) = map.get_mut(&b.routing_key) {
+                    if let Some(i) = dests.iter().position(|d| d == &b.destination) {
+                        dests.swap_remove(i);
+                    }
+                    if dests.is_empty() {
+                        map.remove(&b.routing_key);
+                    }
+                }
+            }
+            RouteIndex::Fanout => {}
+            RouteIndex::Topic(trie) => {
+                if !key_still_bound {
+                    trie.remove(&b.routing_key, &b.destination);
+                }
+            }
+            RouteIndex::Headers(list) => {
+                if let Ok(parsed) = HeadersBinding::parse(&b.arguments)
+                    && let Some(i) = list
+                        .iter()
+                        .position(|(h, d)| h == &parsed && d == &b.destination)
+                {
+                    list.swap_remove(i);
+                }
+            }
         }
     }
 
@@ -206,7 +251,7 @@ impl Exchange {
                     out.extend(dests.iter().cloned());
                 }
             }
-            RouteIndex::Fanout => out.extend(self.bindings.iter().map(|b| b.destination.clone())),
+            RouteIndex::Fanout => out.extend(self.bindings.keys().cloned()),
             RouteIndex::Topic(trie) => trie.route(routing_key, out),
             RouteIndex::Headers(list) => out.extend(
                 list.iter()
@@ -258,6 +303,35 @@ mod tests {
         assert!(x.unbind(&binding(q("a"), "k")));
         assert!(routed(&x, "k").is_empty());
         assert_eq!(routed(&x, "other"), vec![q("b")]);
+    }
+
+    #[test]
+    fn unbinding_one_of_two_bindings_with_the_same_key_keeps_routing() {
+        let mut t = Exchange::new(
+            "t".into(),
+            ExchangeKind::Topic,
+            false,
+            false,
+            false,
+            FieldTable::default(),
+        );
+        let mut with_args = binding(q("a"), "k.*");
+        with_args.arguments.insert(
+            protocol_amqp::ShortStr::from_static("x"),
+            protocol_amqp::FieldValue::Bool(true),
+        );
+        t.bind(binding(q("a"), "k.*")).ok();
+        t.bind(with_args.clone()).ok();
+        assert_eq!(t.binding_count(), 2);
+        assert!(t.unbind(&with_args));
+        assert_eq!(
+            routed(&t, "k.x"),
+            vec![q("a")],
+            "the other binding still routes"
+        );
+        assert!(t.unbind(&binding(q("a"), "k.*")));
+        assert!(routed(&t, "k.x").is_empty());
+        assert_eq!(t.binding_count(), 0);
     }
 
     #[test]

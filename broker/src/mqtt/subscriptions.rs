@@ -77,9 +77,8 @@ pub fn restore(topology: &Topology, queue: &str) -> Vec<Sub> {
         return Vec::new();
     };
     let dest = Destination::Queue(queue.to_string());
-    x.bindings()
+    x.bindings_to(&dest)
         .iter()
-        .filter(|b| b.destination == dest)
         .filter_map(|b| {
             let args = &b.arguments;
             let filter = match args.get(FILTER_ARG) {
