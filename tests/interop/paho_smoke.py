@@ -28,8 +28,13 @@ class Client:
         self.messages = queue.Queue()
         self.events = queue.Queue()
         self.c = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=protocol,
+            transport=TRANSPORT,
         )
+        if TRANSPORT == "websockets":
+            self.c.ws_set_options(path="/mqtt")
         self.c.on_connect = lambda c, u, flags, rc, props: self.events.put(("connack", rc))
         self.c.on_subscribe = lambda c, u, mid, rcs, props: self.events.put(("suback", rcs))
         self.c.on_message = lambda c, u, msg: self.messages.put(msg)
@@ -90,12 +95,19 @@ def run(host, port, protocol):
     c.close()
 
 
+# "tcp", or "websockets" for MQTT over WebSocket on /mqtt.
+TRANSPORT = "tcp"
+
+
 def main() -> int:
+    global TRANSPORT
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--protocol", choices=["311", "5"], default="5")
+    parser.add_argument("--transport", choices=["tcp", "websockets"], default="tcp")
     args = parser.parse_args()
+    TRANSPORT = args.transport
     protocol = mqtt.MQTTv5 if args.protocol == "5" else mqtt.MQTTv311
     try:
         run(args.host, args.port, protocol)

@@ -214,6 +214,7 @@ pub struct TestBroker {
     config: Config,
     addr: SocketAddr,
     mqtt_addr: SocketAddr,
+    mqtt_ws_addr: SocketAddr,
     _dir: TempDir,
 }
 
@@ -237,11 +238,13 @@ impl TestBroker {
             .expect("broker starts");
         let addr = broker.amqp_addr();
         let mqtt_addr = broker.mqtt_addr();
+        let mqtt_ws_addr = broker.mqtt_ws_addr();
         TestBroker {
             broker: Some(broker),
             config,
             addr,
             mqtt_addr,
+            mqtt_ws_addr,
             _dir: dir,
         }
     }
@@ -254,6 +257,11 @@ impl TestBroker {
     /// Address of the MQTT listener (changes on [`TestBroker::restart`]).
     pub fn mqtt_addr(&self) -> SocketAddr {
         self.mqtt_addr
+    }
+
+    /// Address of the MQTT-over-WebSocket listener (path `/mqtt`).
+    pub fn mqtt_ws_addr(&self) -> SocketAddr {
+        self.mqtt_ws_addr
     }
 
     /// `amqp://guest:guest@127.0.0.1:PORT/%2f`
@@ -282,6 +290,7 @@ impl TestBroker {
             .expect("broker restarts on the same data dir");
         self.addr = broker.amqp_addr();
         self.mqtt_addr = broker.mqtt_addr();
+        self.mqtt_ws_addr = broker.mqtt_ws_addr();
         self.broker = Some(broker);
     }
 

@@ -25,6 +25,10 @@ async fn require(program: &str, args: &[&str], install: &str) {
 }
 
 async fn paho(protocol: &str) {
+    paho_over(protocol, "tcp").await;
+}
+
+async fn paho_over(protocol: &str, transport: &str) {
     require(
         "python3",
         &["-c", "import paho.mqtt"],
@@ -32,10 +36,16 @@ async fn paho(protocol: &str) {
     )
     .await;
     let broker = TestBroker::start().await;
+    let port = if transport == "websockets" {
+        broker.mqtt_ws_addr().port()
+    } else {
+        broker.mqtt_addr().port()
+    };
     let run = Command::new("python3")
         .arg(SCRIPT)
-        .args(["--port", &broker.mqtt_addr().port().to_string()])
+        .args(["--port", &port.to_string()])
         .args(["--protocol", protocol])
+        .args(["--transport", transport])
         .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(60), run)
@@ -64,6 +74,12 @@ async fn paho_v311() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paho_v5() {
     paho("5").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paho_over_websocket() {
+    paho_over("5", "websockets").await;
+    paho_over("311", "websockets").await;
 }
 
 async fn mosquitto(version: &str) {
