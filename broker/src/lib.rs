@@ -6,6 +6,7 @@
 //! - [`core`]: topology snapshot, queue tasks, the group-commit flusher, recovery.
 //! - [`amqp`]: the AMQP 0-9-1 listener and connection tasks.
 //! - [`mqtt`]: the MQTT front end over the same core.
+//! - [`listener`]: the accept loop all listeners share.
 //! - [`cli`]: the `broker` binary's entry point (logging, signals).
 //! - [`Broker`]: starts all of it and shuts it down.
 
@@ -14,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod error;
+pub mod listener;
 pub mod model;
 pub mod mqtt;
 

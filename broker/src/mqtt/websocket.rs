@@ -24,31 +24,19 @@ pub const PATH: &str = "/mqtt";
 /// Accepts WebSocket connections until shutdown.
 pub async fn run(shared: Arc<Shared>, listener: TcpListener) {
     let core = shared.core.clone();
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = core.shutdown.cancelled() => return,
-        };
-        match accepted {
-            Ok((socket, peer)) => {
-                let _ = socket.set_nodelay(true);
-                let shared = shared.clone();
-                core.tasks.spawn(async move {
-                    match accept(socket).await {
-                        Ok(ws) => {
-                            let (r, w) = tokio::io::split(WsBytes::new(ws));
-                            connection::serve(shared, Box::new(r), Box::new(w), peer).await;
-                        }
-                        Err(e) => tracing::info!(%peer, error = %e, "WebSocket handshake failed"),
-                    }
-                });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    crate::listener::accept_loop(core, listener, move |socket, peer| {
+        let shared = shared.clone();
+        async move {
+            match accept(socket).await {
+                Ok(ws) => {
+                    let (r, w) = tokio::io::split(WsBytes::new(ws));
+                    connection::serve(shared, Box::new(r), Box::new(w), peer).await;
+                }
+                Err(e) => tracing::info!(%peer, error = %e, "WebSocket handshake failed"),
             }
         }
-    }
+    })
+    .await;
 }
 
 async fn accept(
