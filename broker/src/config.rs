@@ -1,12 +1,65 @@
-//! Broker settings. Every setting is a command-line flag and an environment variable.
+//! Broker settings. Every setting is a command-line flag, an environment variable, and a key
+//! of the optional TOML file given with `--config` (same names as the flags, `-` or `_`).
+//! A flag or variable wins over the file, the file over the default.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
+
+/// Why the settings could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has a value of the wrong type.
+    #[error("invalid config file {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The file names a setting that does not exist.
+    #[error("unknown setting '{key}' in config file {path}")]
+    UnknownKey {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+    },
+}
+
+/// How log lines look.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
 /// Broker settings.
-#[derive(Debug, Clone, clap::Parser)]
+#[derive(Debug, Clone, clap::Parser, serde::Serialize, serde::Deserialize)]
 #[command(name = "broker", version, about = "AMQP 0-9-1 and MQTT message broker")]
 pub struct Config {
+    /// TOML file with settings (keys named like the flags); flags and environment win over it.
+    #[arg(long, env = "BROKER_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Log format: text or json. The level comes from RUST_LOG (default info).
+    #[arg(long, env = "BROKER_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
     /// Directory for durable data (definitions and persistent messages).
     #[arg(long, env = "BROKER_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
@@ -38,9 +91,61 @@ pub struct Config {
 }
 
 impl Config {
+    /// Reads flags and environment, then the `--config` file for everything they left at its
+    /// default.
+    pub fn load() -> Result<Config, ConfigError> {
+        let matches = Config::command().get_matches();
+        let config = match Config::from_arg_matches(&matches) {
+            Ok(c) => c,
+            Err(e) => e.exit(),
+        };
+        let Some(path) = config.config.clone() else {
+            return Ok(config);
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.clone(),
+            message,
+        };
+        let file: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| invalid(e.to_string()))?;
+        let mut merged = toml::Table::try_from(&config).map_err(|e| invalid(e.to_string()))?;
+        for (key, value) in file {
+            let id = key.replace('-', "_");
+            if id == "config"
+                || !Config::command()
+                    .get_arguments()
+                    .any(|a| a.get_id() == id.as_str())
+            {
+                return Err(ConfigError::UnknownKey {
+                    path: path.clone(),
+                    key,
+                });
+            }
+            let from_default = matches!(
+                matches.value_source(&id),
+                None | Some(ValueSource::DefaultValue)
+            );
+            if from_default {
+                merged.insert(id, value);
+            }
+        }
+        let mut loaded: Config = merged
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid(e.to_string()))?;
+        loaded.config = Some(path);
+        Ok(loaded)
+    }
+
     /// Settings for tests and embedding: ephemeral loopback port, the given data dir.
     pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Config {
         Config {
+            config: None,
+            log_format: LogFormat::Text,
             data_dir: data_dir.into(),
             amqp_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             mqtt_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
