@@ -185,6 +185,9 @@ impl Conn {
             let key = ChannelKey(self.core.next_id());
             self.channels.insert(channel, Channel::new(key));
             self.owners.insert(key, channel);
+            if let Some(r) = &self.registered {
+                r.info().channel_opened(channel, key);
+            }
             self.send_method(channel, ChannelOpenOk {}.into());
             return Ok(());
         }

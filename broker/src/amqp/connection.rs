@@ -29,11 +29,12 @@ use super::channel::Channel;
 use super::codec::{DecodeError, FrameDecoder};
 use super::handshake::{ClientCaps, HandshakeEnd};
 use crate::core::queue::{QueueCmd, QueueHandle, Settle};
-use crate::core::{ChannelKey, ConnEvent, ConnTx, Core};
+use crate::core::registry::{ConnectionMeta, Counted, IoCounters, Protocol, Registered};
+use crate::core::{ChannelKey, ConnEvent, ConnTx, Core, DEFAULT_VHOST};
 use crate::error::AmqpError;
 
 /// Frame reader of a connection.
-pub(crate) type Reader = FramedRead<OwnedReadHalf, FrameDecoder>;
+pub(crate) type Reader = FramedRead<Counted<OwnedReadHalf>, FrameDecoder>;
 
 /// How long we wait for close-ok after sending connection.close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -64,6 +65,14 @@ pub(crate) struct Conn {
     last_recv: Instant,
     /// The memory alarm stopped this publisher: the socket is not read until it clears.
     pub(crate) publish_blocked: bool,
+    /// User name from connection.start-ok.
+    pub(crate) user: String,
+    /// The client's `connection_name` property.
+    pub(crate) client_name: Option<String>,
+    /// Bytes in and out of the socket.
+    io: Arc<IoCounters>,
+    /// Listed in the connection registry from connection.open-ok until the task ends.
+    pub(crate) registered: Option<Registered>,
 }
 
 /// Serves one accepted socket until it closes.
@@ -87,9 +96,13 @@ pub(crate) async fn serve(
         let _ = socket.shutdown().await;
         return;
     }
+    let local = socket.local_addr().unwrap_or(peer);
+    let io = Arc::new(IoCounters::default());
+    // The 8 header bytes were read before the counting reader existed.
+    io.recv.fetch_add(8, std::sync::atomic::Ordering::Relaxed);
     let (read_half, writer) = socket.into_split();
     let mut reader = FramedRead::new(
-        read_half,
+        Counted::new(read_half, io.clone()),
         FrameDecoder {
             frame_max: limits.frame_max,
         },
@@ -114,10 +127,24 @@ pub(crate) async fn serve(
         last_send: now,
         last_recv: now,
         publish_blocked: false,
+        user: String::new(),
+        client_name: None,
+        io,
+        registered: None,
     };
     match conn.handshake(&mut reader).await {
         Ok(()) => {
             tracing::debug!(%peer, id = conn.id, "connection open");
+            let meta = ConnectionMeta {
+                protocol: Protocol::Amqp091,
+                peer,
+                local,
+                user: conn.user.clone(),
+                vhost: DEFAULT_VHOST.to_string(),
+                client_name: conn.client_name.clone(),
+                io: conn.io.clone(),
+            };
+            conn.registered = Some(conn.core.connections.register(conn.id, meta));
             conn.run(&mut reader, rx).await;
         }
         Err(HandshakeEnd::Error(e)) => {
@@ -143,6 +170,7 @@ impl Conn {
             return Ok(());
         }
         let result = self.writer.write_all(&self.out).await;
+        self.io.sent(self.out.len());
         self.out.clear();
         self.last_send = Instant::now();
         result
@@ -178,6 +206,9 @@ impl Conn {
         let mut events = Vec::with_capacity(EVENT_BATCH);
         let shutdown = self.core.shutdown.clone();
         let mut alarm = self.core.memory.subscribe();
+        let Some(info) = self.registered.as_ref().map(|r| r.info().clone()) else {
+            return;
+        };
         loop {
             let timer = self.next_timer();
             let result: Result<bool, AmqpError> = tokio::select! {
@@ -201,6 +232,8 @@ impl Conn {
                 _ = sleep_until_opt(timer) => self.heartbeat_tick(),
                 _ = shutdown.cancelled() => Err(AmqpError::connection(
                     reply_code::CONNECTION_FORCED, "CONNECTION_FORCED", "broker shutdown")),
+                _ = info.close_requested() => Err(AmqpError::connection(
+                    reply_code::CONNECTION_FORCED, "CONNECTION_FORCED", info.close_reason())),
             };
             match result {
                 Ok(true) => {}
@@ -536,6 +569,9 @@ impl Conn {
     pub(crate) fn forget_channel(&mut self, channel: u16) {
         if let Some(ch) = self.channels.remove(&channel) {
             self.owners.remove(&ch.key);
+            if let Some(r) = &self.registered {
+                r.info().channel_closed(channel);
+            }
         }
     }
 }

@@ -193,12 +193,16 @@ impl Conn {
             )
             .into());
         }
+        if let Some(name) = field_text(&start_ok.client_properties, "connection_name") {
+            self.client_name = Some(String::from_utf8_lossy(&name).into_owned());
+        }
         let accepted = match credentials(mechanism, &start_ok.response) {
             Some((user, pass)) => {
                 let ok = user == "guest" && pass == "guest" && self.peer.ip().is_loopback();
                 if !ok {
                     tracing::warn!(peer = %self.peer, %user, "login refused");
                 }
+                self.user = user;
                 ok
             }
             None => {

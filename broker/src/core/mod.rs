@@ -7,6 +7,7 @@ pub mod memory;
 pub mod ops;
 pub mod queue;
 mod queue_task;
+pub mod registry;
 pub mod topology;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -108,6 +109,8 @@ pub struct Core {
     next_id: AtomicU64,
     /// Bytes held by queues against the memory high watermark.
     pub memory: memory::MemoryGauge,
+    /// Live connections of every protocol (for the management API).
+    pub connections: Arc<registry::Registry>,
     /// Stops listeners, connections and queues.
     pub shutdown: CancellationToken,
     /// Tracks every task, so shutdown can wait for them.
@@ -125,6 +128,7 @@ impl Core {
             flusher,
             next_id: AtomicU64::new(1),
             memory: memory::MemoryGauge::new(memory_high_watermark),
+            connections: Arc::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         })

@@ -32,7 +32,8 @@ use super::{Shared, SharedSub};
 use crate::amqp::confirms::Confirms;
 use crate::core::ops::QueueDeclare;
 use crate::core::queue::{ConsumerSpec, QueueCmd, QueueHandle, SharedCredit};
-use crate::core::{ChannelKey, ConnEvent, ConnTx};
+use crate::core::registry::{ConnectionMeta, Counted, IoCounters, Protocol, Registered};
+use crate::core::{ChannelKey, ConnEvent, ConnTx, DEFAULT_VHOST};
 
 /// Read half of a connection's transport (TCP or WebSocket).
 pub(crate) type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
@@ -111,12 +112,17 @@ pub(crate) struct MqttConn {
     /// Topics we gave an alias to on this connection.
     pub aliases_out: HashMap<String, u16>,
     _registration: Option<Registration>,
+    /// Bytes in and out of the transport.
+    io: Arc<IoCounters>,
+    /// Listed in the connection registry from CONNACK until the task ends.
+    registered: Option<Registered>,
 }
 
 /// Serves one accepted TCP socket.
 pub(crate) async fn serve_tcp(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
+    let local = socket.local_addr().unwrap_or(peer);
     let (read_half, writer) = socket.into_split();
-    serve(shared, Box::new(read_half), Box::new(writer), peer).await;
+    serve(shared, Box::new(read_half), Box::new(writer), peer, local).await;
 }
 
 /// Serves one client over any transport.
@@ -125,7 +131,10 @@ pub(crate) async fn serve(
     read_half: ReadHalf,
     mut writer: WriteHalf,
     peer: SocketAddr,
+    local: SocketAddr,
 ) {
+    let io = Arc::new(IoCounters::default());
+    let read_half: ReadHalf = Box::new(Counted::new(read_half, io.clone()));
     let mut reader = FramedRead::new(
         read_half,
         PacketDecoder {
@@ -186,11 +195,29 @@ pub(crate) async fn serve(
         publish_blocked: false,
         aliases_out: HashMap::new(),
         _registration: None,
+        io,
+        registered: None,
     };
+    let user = connect.username.clone().unwrap_or_default();
     if !conn.accept(connect).await {
         let _ = conn.flush().await;
         return;
     }
+    let meta = ConnectionMeta {
+        protocol: if conn.version == ProtocolVersion::V5 {
+            Protocol::Mqtt5
+        } else {
+            Protocol::Mqtt311
+        },
+        peer,
+        local,
+        user,
+        vhost: DEFAULT_VHOST.to_string(),
+        client_name: Some(conn.client_id.to_string()),
+        io: conn.io.clone(),
+    };
+    let core = conn.shared.core.clone();
+    conn.registered = Some(core.connections.register(conn.id, meta));
     let end = conn.run(&mut reader, rx).await;
     conn.cleanup(end).await;
 }
@@ -208,6 +235,7 @@ impl MqttConn {
             return Ok(());
         }
         let result = self.writer.write_all(&self.out).await;
+        self.io.sent(self.out.len());
         self.out.clear();
         result?;
         // A no-op on TCP; WebSocket frames leave only when flushed.
@@ -447,6 +475,9 @@ impl MqttConn {
             return End::Abnormal;
         };
         let mut alarm = self.shared.core.memory.subscribe();
+        let Some(info) = self.registered.as_ref().map(|r| r.info().clone()) else {
+            return End::Abnormal;
+        };
         loop {
             let deadline = self.keep_alive_deadline();
             let end: Option<End> = tokio::select! {
@@ -480,6 +511,20 @@ impl MqttConn {
                 _ = shutdown.cancelled() => {
                     self.disconnect(ReasonCode::SERVER_SHUTTING_DOWN);
                     Some(End::Shutdown)
+                }
+                _ = info.close_requested() => {
+                    let reason = info.close_reason();
+                    tracing::info!(client_id = %self.client_id, %reason, "closed by an operator");
+                    if self.version == ProtocolVersion::V5 {
+                        self.send(&Packet::Disconnect(Disconnect {
+                            reason: ReasonCode::ADMINISTRATIVE_ACTION,
+                            properties: protocol_mqtt::DisconnectProperties {
+                                reason_string: Some(reason),
+                                ..Default::default()
+                            },
+                        }));
+                    }
+                    Some(End::Abnormal)
                 }
             };
             let flushed = self.flush().await;

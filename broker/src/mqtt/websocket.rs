@@ -27,10 +27,11 @@ pub async fn run(shared: Arc<Shared>, listener: TcpListener) {
     crate::listener::accept_loop(core, listener, move |socket, peer| {
         let shared = shared.clone();
         async move {
+            let local = socket.local_addr().unwrap_or(peer);
             match accept(socket).await {
                 Ok(ws) => {
                     let (r, w) = tokio::io::split(WsBytes::new(ws));
-                    connection::serve(shared, Box::new(r), Box::new(w), peer).await;
+                    connection::serve(shared, Box::new(r), Box::new(w), peer, local).await;
                 }
                 Err(e) => tracing::info!(%peer, error = %e, "WebSocket handshake failed"),
             }
