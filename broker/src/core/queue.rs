@@ -1,7 +1,7 @@
 //! The interface of a queue task: its handle and the commands it understands.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use protocol_amqp::ShortStr;
 use tokio::sync::{mpsc, oneshot};
@@ -28,12 +28,67 @@ struct HandleInner {
     id: u64,
     name: String,
     tx: mpsc::Sender<QueueCmd>,
+    counters: QueueCounters,
+}
+
+/// Message counters of one queue since it was declared (or recovered), for the management
+/// API and `/metrics`. Written only by the queue task; atomics so that readers need not
+/// queue behind publishes in the mailbox.
+#[derive(Debug, Default)]
+pub struct QueueCounters {
+    published: AtomicU64,
+    delivered: AtomicU64,
+    got: AtomicU64,
+    acked: AtomicU64,
+}
+
+/// A snapshot of [`QueueCounters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueCounts {
+    /// Messages that entered the queue.
+    pub published: u64,
+    /// Deliveries to consumers (redeliveries included).
+    pub delivered: u64,
+    /// Messages taken with basic.get.
+    pub got: u64,
+    /// Deliveries settled with an ack (no-ack deliveries count once written).
+    pub acked: u64,
+}
+
+impl QueueCounters {
+    pub(crate) fn add_published(&self) {
+        self.published.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn add_delivered(&self) {
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn add_got(&self) {
+        self.got.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn add_acked(&self) {
+        self.acked.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The current values.
+    pub fn snapshot(&self) -> QueueCounts {
+        QueueCounts {
+            published: self.published.load(Ordering::Relaxed),
+            delivered: self.delivered.load(Ordering::Relaxed),
+            got: self.got.load(Ordering::Relaxed),
+            acked: self.acked.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl QueueHandle {
     pub(crate) fn new(id: u64, name: String, tx: mpsc::Sender<QueueCmd>) -> QueueHandle {
         QueueHandle {
-            inner: Arc::new(HandleInner { id, name, tx }),
+            inner: Arc::new(HandleInner {
+                id,
+                name,
+                tx,
+                counters: QueueCounters::default(),
+            }),
         }
     }
 
@@ -45,6 +100,11 @@ impl QueueHandle {
     /// Queue name.
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// Message counters, kept by the queue task.
+    pub fn counters(&self) -> &QueueCounters {
+        &self.inner.counters
     }
 
     /// Sends a command, waiting for mailbox space (this is the backpressure point).
@@ -159,6 +219,34 @@ pub struct QueueStats {
     pub consumers: u32,
 }
 
+/// A copy of a ready message, left in the queue (management "get" without consuming).
+#[derive(Debug, Clone)]
+pub struct Peeked {
+    /// The message.
+    pub msg: MessageRef,
+    /// Delivered before.
+    pub redelivered: bool,
+}
+
+/// A consumer as operators see it.
+#[derive(Debug, Clone)]
+pub struct ConsumerInfo {
+    /// Consumer tag.
+    pub tag: ShortStr,
+    /// Channel instance.
+    pub owner: ChannelKey,
+    /// Connection id.
+    pub conn_id: u64,
+    /// Prefetch limit (0 = none).
+    pub prefetch: u32,
+    /// Deliveries need an ack.
+    pub ack_required: bool,
+    /// Exclusive consumer.
+    pub exclusive: bool,
+    /// Delivered, not yet settled.
+    pub unacked: u32,
+}
+
 /// Why a queue refused a consumer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConsumeRefused {
@@ -244,5 +332,17 @@ pub enum QueueCmd {
     Stats {
         /// The counts.
         reply: oneshot::Sender<QueueStats>,
+    },
+    /// Copies of the first `count` ready messages; the queue is left as it was.
+    Peek {
+        /// How many at most.
+        count: usize,
+        /// The copies, oldest first.
+        reply: oneshot::Sender<Vec<Peeked>>,
+    },
+    /// The queue's consumers.
+    Consumers {
+        /// The consumers, in round-robin order.
+        reply: oneshot::Sender<Vec<ConsumerInfo>>,
     },
 }

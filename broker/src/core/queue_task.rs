@@ -13,8 +13,8 @@ use storage::{QueueKey, StoredMessage};
 use tokio::sync::mpsc;
 
 use super::queue::{
-    ConsumeRefused, ConsumerSpec, DeleteRefused, GetOk, NO_ACK_WINDOW, QueueCmd, QueueHandle,
-    QueueStats, Settle, SharedCredit,
+    ConsumeRefused, ConsumerInfo, ConsumerSpec, DeleteRefused, GetOk, NO_ACK_WINDOW, Peeked,
+    QueueCmd, QueueHandle, QueueStats, Settle, SharedCredit,
 };
 use super::{ChannelKey, ConfirmTarget, ConnEvent, Core, Delivery};
 use crate::model::message::{Message, MessageRef};
@@ -150,7 +150,8 @@ impl QueueTask {
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<QueueCmd>) {
-        let mut cmds = Vec::with_capacity(BATCH);
+        // Grows to the batch size only when batches come: idle queues stay small.
+        let mut cmds = Vec::new();
         let shutdown = self.core.shutdown.clone();
         loop {
             cmds.clear();
@@ -223,6 +224,7 @@ impl QueueTask {
                 reply,
             } => {
                 let got = self.ready.pop_front().map(|r| {
+                    self.handle.counters().add_got();
                     if no_ack {
                         self.core.memory.sub(r.msg.body.len());
                         if r.stored {
@@ -283,11 +285,40 @@ impl QueueTask {
                     consumers: count(self.consumers.len()),
                 });
             }
+            QueueCmd::Peek { count, reply } => {
+                let copies = self
+                    .ready
+                    .iter()
+                    .take(count)
+                    .map(|r| Peeked {
+                        msg: r.msg.clone(),
+                        redelivered: r.redelivered,
+                    })
+                    .collect();
+                let _ = reply.send(copies);
+            }
+            QueueCmd::Consumers { reply } => {
+                let list = self
+                    .consumers
+                    .iter()
+                    .map(|c| ConsumerInfo {
+                        tag: c.spec.tag.clone(),
+                        owner: c.spec.owner,
+                        conn_id: c.spec.conn_id,
+                        prefetch: c.spec.prefetch,
+                        ack_required: !c.spec.no_ack,
+                        exclusive: c.spec.exclusive,
+                        unacked: c.unacked,
+                    })
+                    .collect();
+                let _ = reply.send(list);
+            }
         }
         Flow::Continue
     }
 
     fn publish(&mut self, msg: MessageRef, confirm: Option<ConfirmTarget>) {
+        self.handle.counters().add_published();
         self.core.memory.add(msg.body.len());
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -347,6 +378,9 @@ impl QueueTask {
                 .find(|c| c.spec.owner == owner && &c.spec.tag == tag)
         {
             c.unacked = c.unacked.saturating_sub(1);
+        }
+        if how == Settle::Ack {
+            self.handle.counters().add_acked();
         }
         match how {
             Settle::Ack | Settle::Drop => {
@@ -432,6 +466,7 @@ impl QueueTask {
                 continue;
             }
             c.unacked += 1;
+            self.handle.counters().add_delivered();
             self.unacked.insert(
                 r.seq,
                 Unacked {
