@@ -78,7 +78,6 @@ impl Sessions {
                 finished: finished.clone(),
             },
         );
-        self.cancel_timer(client_id);
         let took_over = previous.is_some();
         if let Some(old) = previous {
             old.kick.cancel();
@@ -92,6 +91,9 @@ impl Sessions {
                 );
             }
         }
+        // After the takeover: the previous connection starts its delayed will and session
+        // expiry in its cleanup, and this connection being back must cancel those too.
+        self.cancel_timer(client_id);
         (Registration { kick, finished }, took_over)
     }
 
