@@ -720,7 +720,13 @@ impl MqttConn {
             return;
         };
         let msg = Arc::new(msg);
-        let delay = will.properties.will_delay_interval.unwrap_or(0);
+        // The will goes out when its delay has passed or the session ends, whichever is first
+        // [MQTT-3.1.3-9]: a session with expiry 0 ends now.
+        let delay = will
+            .properties
+            .will_delay_interval
+            .unwrap_or(0)
+            .min(self.session_expiry);
         let shared = self.shared.clone();
         let topic = will.topic.as_str().to_string();
         let retain = will.retain;
