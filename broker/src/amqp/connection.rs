@@ -123,7 +123,7 @@ pub(crate) async fn serve(
         owners: HashMap::new(),
         auto_settle: Vec::new(),
         writer,
-        out: BytesMut::with_capacity(4096),
+        out: BytesMut::new(),
         last_send: now,
         last_recv: now,
         publish_blocked: false,
@@ -132,7 +132,9 @@ pub(crate) async fn serve(
         io,
         registered: None,
     };
-    match conn.handshake(&mut reader).await {
+    // Boxed, like every deep await below: the task then holds only the small idle state
+    // between frames, not the largest future it ever awaits (memory per idle connection).
+    match Box::pin(conn.handshake(&mut reader)).await {
         Ok(()) => {
             tracing::debug!(%peer, id = conn.id, "connection open");
             let meta = ConnectionMeta {
@@ -149,7 +151,7 @@ pub(crate) async fn serve(
         }
         Err(HandshakeEnd::Error(e)) => {
             tracing::info!(%peer, error = %e, "handshake failed");
-            conn.close_with(&mut reader, e).await;
+            Box::pin(conn.close_with(&mut reader, e)).await;
         }
         Err(HandshakeEnd::Drop) => {}
     }
@@ -203,7 +205,8 @@ impl Conn {
 
     async fn run(&mut self, reader: &mut Reader, mut rx: mpsc::UnboundedReceiver<ConnEvent>) {
         let mut assembler = CommandAssembler::new();
-        let mut events = Vec::with_capacity(EVENT_BATCH);
+        // Grows with the load; an idle connection holds no event buffer.
+        let mut events = Vec::new();
         let shutdown = self.core.shutdown.clone();
         let mut alarm = self.core.memory.subscribe();
         let Some(info) = self.registered.as_ref().map(|r| r.info().clone()) else {
@@ -220,13 +223,13 @@ impl Conn {
                 }
                 frame = reader.next(), if !self.publish_blocked => match frame {
                     None => return,
-                    Some(first) => self.read_round(reader, &mut assembler, first).await,
+                    Some(first) => Box::pin(self.read_round(reader, &mut assembler, first)).await,
                 },
                 n = rx.recv_many(&mut events, EVENT_BATCH) => {
                     if n == 0 {
                         return;
                     }
-                    self.handle_events(&mut events).await;
+                    Box::pin(self.handle_events(&mut events)).await;
                     Ok(true)
                 }
                 _ = sleep_until_opt(timer) => self.heartbeat_tick(),
@@ -243,7 +246,7 @@ impl Conn {
                 }
                 Err(e) => {
                     tracing::info!(peer = %self.peer, error = %e, "closing connection");
-                    self.close_with(reader, e).await;
+                    Box::pin(self.close_with(reader, e)).await;
                     return;
                 }
             }

@@ -135,12 +135,15 @@ pub(crate) async fn serve(
 ) {
     let io = Arc::new(IoCounters::default());
     let read_half: ReadHalf = Box::new(Counted::new(read_half, io.clone()));
-    let mut reader = FramedRead::new(
+    // A small first read buffer: most MQTT clients sit idle with tiny packets, and the buffer
+    // grows when a big packet or a burst comes.
+    let mut reader = FramedRead::with_capacity(
         read_half,
         PacketDecoder {
             version: None,
             max_packet_size: shared.max_packet_size,
         },
+        1024,
     );
     let connect = match tokio::time::timeout(CONNECT_TIMEOUT, reader.next()).await {
         Ok(Some(Ok(Packet::Connect(c)))) => c,
@@ -172,7 +175,7 @@ pub(crate) async fn serve(
         client_id: Arc::from(""),
         tx,
         writer,
-        out: BytesMut::with_capacity(1024),
+        out: BytesMut::new(),
         keep_alive: 0,
         last_recv: Instant::now(),
         session_queue: String::new(),
@@ -199,7 +202,9 @@ pub(crate) async fn serve(
         registered: None,
     };
     let user = connect.username.clone().unwrap_or_default();
-    if !conn.accept(connect).await {
+    // Boxed, like every deep await below: the task then holds only the small idle state
+    // between packets, not the largest future it ever awaits (memory per idle connection).
+    if !Box::pin(conn.accept(connect)).await {
         let _ = conn.flush().await;
         return;
     }
@@ -219,7 +224,7 @@ pub(crate) async fn serve(
     let core = conn.shared.core.clone();
     conn.registered = Some(core.connections.register(conn.id, meta));
     let end = conn.run(&mut reader, rx).await;
-    conn.cleanup(end).await;
+    Box::pin(conn.cleanup(end)).await;
 }
 
 impl MqttConn {
@@ -243,7 +248,11 @@ impl MqttConn {
     }
 
     fn connack(&mut self, code: ReasonCode, session_present: bool, properties: ConnAckProperties) {
+        let mut properties = properties;
         let code = if self.version == ProtocolVersion::V5 {
+            if code.is_error() {
+                properties.reason_string = reason_text(code).map(str::to_string);
+            }
             code
         } else {
             v3_connack_code(code)
@@ -457,10 +466,11 @@ impl MqttConn {
     /// Sends a 5.0 DISCONNECT (3.1.1 has none: the socket just closes).
     pub(crate) fn disconnect(&mut self, reason: ReasonCode) {
         if self.version == ProtocolVersion::V5 {
-            self.send(&Packet::Disconnect(Disconnect {
-                reason,
-                properties: Default::default(),
-            }));
+            let properties = protocol_mqtt::DisconnectProperties {
+                reason_string: reason_text(reason).map(str::to_string),
+                ..Default::default()
+            };
+            self.send(&Packet::Disconnect(Disconnect { reason, properties }));
         }
     }
 
@@ -469,7 +479,8 @@ impl MqttConn {
         reader: &mut Reader,
         mut rx: mpsc::UnboundedReceiver<ConnEvent>,
     ) -> End {
-        let mut events = Vec::with_capacity(EVENT_BATCH);
+        // Grows with the load; an idle connection holds no event buffer.
+        let mut events = Vec::new();
         let shutdown = self.shared.core.shutdown.clone();
         let Some(kick) = self._registration.as_ref().map(|r| r.kick.clone()) else {
             return End::Abnormal;
@@ -490,13 +501,13 @@ impl MqttConn {
                 }
                 packet = reader.next(), if !self.publish_blocked => match packet {
                     None => Some(End::Abnormal),
-                    Some(first) => self.read_round(reader, first).await,
+                    Some(first) => Box::pin(self.read_round(reader, first)).await,
                 },
                 n = rx.recv_many(&mut events, EVENT_BATCH) => {
                     if n == 0 {
                         Some(End::Abnormal)
                     } else {
-                        self.handle_events(&mut events).await
+                        Box::pin(self.handle_events(&mut events)).await
                     }
                 }
                 _ = sleep_until_opt(deadline) => {
@@ -753,6 +764,33 @@ impl MqttConn {
     }
 }
 
+/// Reason strings for the reasons the broker ends or refuses a connection with (CONNACK and
+/// DISCONNECT may carry one whatever the client's Request Problem Information says).
+fn reason_text(code: ReasonCode) -> Option<&'static str> {
+    Some(match code {
+        ReasonCode::BAD_USER_NAME_OR_PASSWORD => "bad user name or password",
+        ReasonCode::NOT_AUTHORIZED => {
+            "not authorized (anonymous and guest logins are accepted from loopback only)"
+        }
+        ReasonCode::CLIENT_IDENTIFIER_NOT_VALID => "client identifier not valid",
+        ReasonCode::BAD_AUTHENTICATION_METHOD => "enhanced authentication is not supported",
+        ReasonCode::SERVER_UNAVAILABLE => "the session could not be opened",
+        ReasonCode::KEEP_ALIVE_TIMEOUT => "nothing received within 1.5 times the keep-alive",
+        ReasonCode::SESSION_TAKEN_OVER => "another connection took this session over",
+        ReasonCode::SERVER_SHUTTING_DOWN => "the broker is shutting down",
+        ReasonCode::RECEIVE_MAXIMUM_EXCEEDED => {
+            "more unacknowledged QoS 1/2 publishes than Receive Maximum"
+        }
+        ReasonCode::TOPIC_ALIAS_INVALID => "topic alias is 0 or above Topic Alias Maximum",
+        ReasonCode::TOPIC_NAME_INVALID => "topic name invalid",
+        ReasonCode::PROTOCOL_ERROR => "protocol error",
+        ReasonCode::MALFORMED_PACKET => "malformed packet",
+        ReasonCode::PACKET_TOO_LARGE => "packet larger than Maximum Packet Size",
+        ReasonCode::ADMINISTRATIVE_ACTION => "closed by an administrator",
+        _ => return None,
+    })
+}
+
 /// 3.1.1 CONNACK return codes for the 5.0 reasons we use.
 fn v3_connack_code(code: ReasonCode) -> ReasonCode {
     ReasonCode(match code {
@@ -769,5 +807,41 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every idle MQTT connection holds its task's future: keep the state held between
+    /// packets small (deep awaits are boxed), so memory per idle connection stays low.
+    #[test]
+    fn the_idle_connection_future_stays_small() {
+        fn size<F: std::future::Future>(_: &F) -> usize {
+            std::mem::size_of::<F>()
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let storage: std::sync::Arc<dyn storage::Storage> =
+                std::sync::Arc::new(storage::MemoryStorage::new());
+            let core = crate::core::Core::new(storage, 0);
+            let shared =
+                std::sync::Arc::new(super::super::Shared::new(core, 1024).expect("shared"));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let socket = tokio::net::TcpStream::connect(listener.local_addr().expect("addr"))
+                .await
+                .expect("connect");
+            let peer = socket.local_addr().expect("addr");
+            let serve = super::serve_tcp(shared, socket, peer);
+            let bytes = size(&serve);
+            assert!(
+                bytes <= 4096,
+                "the MQTT connection future grew to {bytes} bytes"
+            );
+        });
     }
 }
