@@ -102,7 +102,7 @@ impl<'a> Reader<'a> {
         let len = usize::from(self.u8()?);
         let raw = self.take(len)?;
         let s = std::str::from_utf8(raw).map_err(|_| SyntaxError::BadUtf8)?;
-        Ok(ShortStr::from_checked(s.to_owned()))
+        Ok(ShortStr::from_checked(s))
     }
 
     /// A u32-length-prefixed slice; the length is checked before use.

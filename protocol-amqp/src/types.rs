@@ -8,6 +8,7 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::ops::Deref;
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -23,9 +24,11 @@ pub const MAX_TABLE_DEPTH: usize = 64;
 
 /// A UTF-8 string of at most 255 bytes, the AMQP `shortstr`.
 ///
-/// The length bound is checked at construction, so encoding never fails.
+/// The length bound is checked at construction, so encoding never fails. Shared (`Arc<str>`):
+/// exchange names, routing keys and consumer tags are copied into every delivery and
+/// every unacked entry, and a clone must not allocate.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
-pub struct ShortStr(String);
+pub struct ShortStr(Arc<str>);
 
 impl ShortStr {
     /// Largest length in bytes a shortstr can have.
@@ -37,7 +40,7 @@ impl ShortStr {
         if s.len() > Self::MAX_LEN {
             return Err(TooLong(s.len()));
         }
-        Ok(ShortStr(s))
+        Ok(ShortStr(Arc::from(s)))
     }
 
     /// Wraps a string literal.
@@ -63,13 +66,13 @@ impl ShortStr {
             }
             s.truncate(end);
         }
-        ShortStr(s)
+        ShortStr(Arc::from(s))
     }
 
     /// Internal constructor for strings already known to be short.
-    pub(crate) fn from_checked(s: String) -> ShortStr {
+    pub(crate) fn from_checked(s: &str) -> ShortStr {
         debug_assert!(s.len() <= Self::MAX_LEN);
-        ShortStr(s)
+        ShortStr(Arc::from(s))
     }
 
     /// The string slice.
@@ -79,7 +82,7 @@ impl ShortStr {
 
     /// Unwraps into the owned string.
     pub fn into_string(self) -> String {
-        self.0
+        self.0.to_string()
     }
 
     /// Bytes this string takes on the wire (length octet included).
@@ -129,19 +132,19 @@ impl TryFrom<&str> for ShortStr {
 
 impl PartialEq<str> for ShortStr {
     fn eq(&self, other: &str) -> bool {
-        self.0 == other
+        &*self.0 == other
     }
 }
 
 impl PartialEq<&str> for ShortStr {
     fn eq(&self, other: &&str) -> bool {
-        self.0 == *other
+        &*self.0 == *other
     }
 }
 
 impl From<ShortStr> for String {
     fn from(s: ShortStr) -> String {
-        s.0
+        s.0.to_string()
     }
 }
 

@@ -1,6 +1,8 @@
 //! Channel state and the channel, exchange and queue methods.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 
 use protocol_amqp::{
     BasicPublish, ChannelCloseOk, ChannelFlowOk, ChannelOpenOk, Content, ExchangeBindOk,
@@ -46,7 +48,8 @@ pub(crate) enum TxOp {
 pub(crate) struct Channel {
     pub key: ChannelKey,
     closing: bool,
-    pub consumers: HashMap<ShortStr, ChannelConsumer>,
+    /// Looked up on every delivery: a fast hasher (keys are the client's own tags).
+    pub consumers: FxHashMap<ShortStr, ChannelConsumer>,
     pub unacked: BTreeMap<u64, Pending>,
     pub next_tag: u64,
     pub prefetch: u16,
@@ -57,7 +60,7 @@ pub(crate) struct Channel {
     pub confirm_out: Vec<ConfirmOut>,
     pub tx: Option<Vec<TxOp>>,
     /// Queues this channel consumed or got from: they hear about its end.
-    queues: HashMap<u64, QueueHandle>,
+    queues: FxHashMap<u64, QueueHandle>,
 }
 
 impl Channel {
@@ -65,7 +68,7 @@ impl Channel {
         Channel {
             key,
             closing: false,
-            consumers: HashMap::new(),
+            consumers: FxHashMap::default(),
             unacked: BTreeMap::new(),
             next_tag: 1,
             prefetch: 0,
@@ -74,7 +77,7 @@ impl Channel {
             confirms: None,
             confirm_out: Vec::new(),
             tx: None,
-            queues: HashMap::new(),
+            queues: FxHashMap::default(),
         }
     }
 

@@ -6,7 +6,6 @@
 //!  header ─> handshake ─> open ──(client close / error / shutdown)──> closing ─> done
 //! ```
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +16,7 @@ use protocol_amqp::{
     BasicCancel, CommandAssembler, ConnectionClose, ConnectionCloseOk, Frame, Method,
     PROTOCOL_HEADER, ShortStr, check_protocol_header, encode_frame, reply_code,
 };
+use rustc_hash::FxHashMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -54,9 +54,9 @@ pub(crate) struct Conn {
     pub(crate) channel_max: u16,
     pub(crate) heartbeat: u16,
     pub(crate) tx: ConnTx,
-    pub(crate) channels: HashMap<u16, Channel>,
+    pub(crate) channels: FxHashMap<u16, Channel>,
     /// Channel instance → channel number, for routing mailbox events.
-    pub(crate) owners: HashMap<ChannelKey, u16>,
+    pub(crate) owners: FxHashMap<ChannelKey, u16>,
     /// No-ack deliveries written this round, settled once the write is done.
     pub(crate) auto_settle: Vec<(QueueHandle, ChannelKey, u64)>,
     writer: OwnedWriteHalf,
@@ -119,8 +119,8 @@ pub(crate) async fn serve(
         channel_max: limits.channel_max,
         heartbeat: 0,
         tx,
-        channels: HashMap::new(),
-        owners: HashMap::new(),
+        channels: FxHashMap::default(),
+        owners: FxHashMap::default(),
         auto_settle: Vec::new(),
         writer,
         out: BytesMut::new(),

@@ -4,7 +4,7 @@
 //! persistent message of the batch, then dispatches ready messages round-robin to consumers
 //! that have prefetch credit.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -68,7 +68,9 @@ pub(crate) struct QueueTask {
     auto_delete: bool,
     next_seq: u64,
     ready: VecDeque<Ready>,
-    unacked: HashMap<u64, Unacked>,
+    /// Ordered by sequence: requeues on channel close go back in publish order, and a
+    /// B-tree of small integer keys is cheaper than SipHash per delivery and ack.
+    unacked: BTreeMap<u64, Unacked>,
     consumers: Vec<Consumer>,
     next_consumer: usize,
     had_consumer: bool,
@@ -137,7 +139,7 @@ impl QueueTask {
             auto_delete,
             next_seq,
             ready,
-            unacked: HashMap::new(),
+            unacked: BTreeMap::new(),
             consumers: Vec::new(),
             next_consumer: 0,
             had_consumer: false,
@@ -498,7 +500,7 @@ impl QueueTask {
         for r in self.ready.drain(..) {
             self.core.memory.sub(r.msg.body.len());
         }
-        for (_, u) in self.unacked.drain() {
+        for (_, u) in std::mem::take(&mut self.unacked) {
             self.core.memory.sub(u.msg.body.len());
         }
         if self.durable
