@@ -72,6 +72,9 @@ pub struct Config {
     /// Address the MQTT-over-WebSocket listener binds to (path `/mqtt`).
     #[arg(long, env = "BROKER_MQTT_WS_LISTEN", default_value = "0.0.0.0:8083")]
     pub mqtt_ws_listen: SocketAddr,
+    /// Address the management HTTP API and `/metrics` bind to.
+    #[arg(long, env = "BROKER_HTTP_LISTEN", default_value = "0.0.0.0:15672")]
+    pub http_listen: SocketAddr,
     /// Largest MQTT packet accepted from clients, in bytes.
     #[arg(long, env = "BROKER_MQTT_MAX_PACKET_SIZE", default_value_t = 16 * 1024 * 1024)]
     pub mqtt_max_packet_size: usize,
@@ -150,6 +153,7 @@ impl Config {
             amqp_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             mqtt_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             mqtt_ws_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             mqtt_max_packet_size: 16 * 1024 * 1024,
             memory_high_watermark: None,
             heartbeat: 60,

@@ -7,6 +7,7 @@
 //! - [`amqp`]: the AMQP 0-9-1 listener and connection tasks.
 //! - [`mqtt`]: the MQTT front end over the same core.
 //! - [`listener`]: the accept loop all listeners share.
+//! - [`mgmt`]: the management HTTP API and `/metrics`.
 //! - [`cli`]: the `broker` binary's entry point (logging, signals).
 //! - [`Broker`]: starts all of it and shuts it down.
 
@@ -16,6 +17,7 @@ pub mod config;
 pub mod core;
 pub mod error;
 pub mod listener;
+pub mod mgmt;
 pub mod model;
 pub mod mqtt;
 
@@ -46,6 +48,14 @@ pub enum StartError {
         /// Underlying error.
         source: std::io::Error,
     },
+    /// The management HTTP listen address could not be bound.
+    #[error("cannot listen for HTTP (management API) on {addr}: {source}")]
+    BindHttp {
+        /// Address asked for.
+        addr: SocketAddr,
+        /// Underlying error.
+        source: std::io::Error,
+    },
     /// The data directory could not be opened or is used by another broker.
     #[error("cannot open the data directory: {0}")]
     Storage(#[from] storage::StorageError),
@@ -57,6 +67,7 @@ pub struct Broker {
     amqp_addr: SocketAddr,
     mqtt_addr: SocketAddr,
     mqtt_ws_addr: SocketAddr,
+    http_addr: SocketAddr,
 }
 
 impl Broker {
@@ -107,6 +118,19 @@ impl Broker {
                 addr: config.mqtt_listen,
                 source,
             })?;
+        // Bound before anything is spawned, so a taken port fails the start cleanly.
+        let http_listener = TcpListener::bind(config.http_listen)
+            .await
+            .map_err(|source| StartError::BindHttp {
+                addr: config.http_listen,
+                source,
+            })?;
+        let http_addr = http_listener
+            .local_addr()
+            .map_err(|source| StartError::BindHttp {
+                addr: config.http_listen,
+                source,
+            })?;
         core.tasks
             .spawn(amqp::listener::run(core.clone(), listener, limits));
         tracing::info!(addr = %amqp_addr, "AMQP listener ready");
@@ -128,11 +152,35 @@ impl Broker {
         mqtt.expire_recovered_sessions();
         core.tasks.spawn(mqtt::listener::run(mqtt, mqtt_listener));
         tracing::info!(addr = %mqtt_addr, "MQTT listener ready");
+        let mgmt = mgmt::MgmtState::new(
+            core.clone(),
+            vec![
+                mgmt::Listener {
+                    protocol: "amqp",
+                    addr: amqp_addr,
+                },
+                mgmt::Listener {
+                    protocol: "mqtt",
+                    addr: mqtt_addr,
+                },
+                mgmt::Listener {
+                    protocol: "http/web-mqtt",
+                    addr: mqtt_ws_addr,
+                },
+                mgmt::Listener {
+                    protocol: "http",
+                    addr: http_addr,
+                },
+            ],
+        );
+        core.tasks.spawn(mgmt::serve(http_listener, mgmt));
+        tracing::info!(addr = %http_addr, "HTTP listener ready");
         Ok(Broker {
             core,
             amqp_addr,
             mqtt_addr,
             mqtt_ws_addr,
+            http_addr,
         })
     }
 
@@ -149,6 +197,11 @@ impl Broker {
     /// The address the MQTT-over-WebSocket listener is bound to.
     pub fn mqtt_ws_addr(&self) -> SocketAddr {
         self.mqtt_ws_addr
+    }
+
+    /// The address the management HTTP API (and `/metrics`) is bound to.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
     }
 
     /// Stops accepting, closes connections (320 CONNECTION_FORCED), stops queues and makes

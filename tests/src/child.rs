@@ -145,6 +145,7 @@ impl ChildBroker {
             .args(["--amqp-listen", "127.0.0.1:0"])
             .args(["--mqtt-listen", "127.0.0.1:0"])
             .args(["--mqtt-ws-listen", "127.0.0.1:0"])
+            .args(["--http-listen", "127.0.0.1:0"])
             // The ready line is logged at INFO; do not let the test's
             // environment filter it out.
             .env("RUST_LOG", "info")

@@ -215,6 +215,7 @@ pub struct TestBroker {
     addr: SocketAddr,
     mqtt_addr: SocketAddr,
     mqtt_ws_addr: SocketAddr,
+    http_addr: SocketAddr,
     _dir: TempDir,
 }
 
@@ -239,12 +240,14 @@ impl TestBroker {
         let addr = broker.amqp_addr();
         let mqtt_addr = broker.mqtt_addr();
         let mqtt_ws_addr = broker.mqtt_ws_addr();
+        let http_addr = broker.http_addr();
         TestBroker {
             broker: Some(broker),
             config,
             addr,
             mqtt_addr,
             mqtt_ws_addr,
+            http_addr,
             _dir: dir,
         }
     }
@@ -262,6 +265,16 @@ impl TestBroker {
     /// Address of the MQTT-over-WebSocket listener (path `/mqtt`).
     pub fn mqtt_ws_addr(&self) -> SocketAddr {
         self.mqtt_ws_addr
+    }
+
+    /// Address of the management HTTP API (changes on [`TestBroker::restart`]).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// `http://127.0.0.1:PORT`, the management API's base URL.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.http_addr)
     }
 
     /// `amqp://guest:guest@127.0.0.1:PORT/%2f`
@@ -291,6 +304,7 @@ impl TestBroker {
         self.addr = broker.amqp_addr();
         self.mqtt_addr = broker.mqtt_addr();
         self.mqtt_ws_addr = broker.mqtt_ws_addr();
+        self.http_addr = broker.http_addr();
         self.broker = Some(broker);
     }
 

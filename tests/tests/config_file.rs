@@ -70,7 +70,7 @@ async fn settings_come_from_the_file_and_flags_win() {
     std::fs::write(
         &file,
         format!(
-            "data_dir = {:?}\namqp-listen = \"127.0.0.1:0\"\nmqtt_listen = \"127.0.0.1:0\"\nmqtt_ws_listen = \"127.0.0.1:0\"\nlog_format = \"json\"\n",
+            "data_dir = {:?}\namqp-listen = \"127.0.0.1:0\"\nmqtt_listen = \"127.0.0.1:0\"\nmqtt_ws_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\nlog_format = \"json\"\n",
             not_a_dir.display().to_string()
         ),
     )

@@ -24,12 +24,14 @@ fn run_expecting_exit(args: &[&str], data_dir: &Path) -> (ExitStatus, String) {
     let mut child = Command::new(EXE)
         .arg("--data-dir")
         .arg(data_dir)
-        // The MQTT listeners too stay off fixed ports, so that tests running
+        // The MQTT and HTTP listeners too stay off fixed ports, so that tests running
         // in parallel never fight over them.
         .args([
             "--mqtt-listen",
             "127.0.0.1:0",
             "--mqtt-ws-listen",
+            "127.0.0.1:0",
+            "--http-listen",
             "127.0.0.1:0",
         ])
         .args(args)
