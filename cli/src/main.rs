@@ -1,0 +1,663 @@
+//! `brokerctl`: the broker's command-line client. It talks only to the management HTTP API
+//! (the same one scripts and dashboards use), so anything it can do can also be done with
+//! curl, and it needs no access to the broker's host or data directory.
+//!
+//! # Layout
+//! - `main.rs`: the command line (clap), dispatch, exit codes.
+//! - `client.rs`: the HTTP client: URLs, credentials, error classification.
+//! - `output.rs`: tables and JSON output.
+
+mod client;
+mod output;
+
+use std::io::Read as _;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::{Value, json};
+
+use client::{Client, Failure, segment};
+use output::{Format, print_list, print_object};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  usage error, or the broker refused the request (HTTP 4xx/5xx; its reason is printed)
+  2  the broker could not be reached (not running, wrong --url)
+  3  authentication failed (wrong --user/--password)";
+
+/// Operate a running broker through its management HTTP API.
+#[derive(Debug, Parser)]
+#[command(name = "brokerctl", version, after_help = EXIT_CODES)]
+struct Cli {
+    /// Base URL of the broker's management API.
+    #[arg(
+        long,
+        env = "BROKERCTL_URL",
+        default_value = "http://127.0.0.1:15672",
+        global = true
+    )]
+    url: String,
+    /// User name for HTTP basic authentication.
+    #[arg(long, env = "BROKERCTL_USER", default_value = "guest", global = true)]
+    user: String,
+    /// Password for HTTP basic authentication.
+    #[arg(
+        long,
+        env = "BROKERCTL_PASSWORD",
+        default_value = "guest",
+        hide_default_value = true,
+        global = true
+    )]
+    password: String,
+    /// Output format: aligned tables for people, JSON (the API's own field names) for scripts.
+    #[arg(long, value_enum, default_value = "table", global = true)]
+    format: Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Broker version, listeners, object totals and queued messages.
+    #[command(after_help = EXIT_CODES)]
+    Status,
+    /// List objects of one kind.
+    #[command(after_help = EXIT_CODES)]
+    List {
+        /// What to list.
+        #[arg(value_enum)]
+        what: ListKind,
+    },
+    /// Declare a queue, an exchange or a binding (an equivalent existing one is fine).
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Declare(Declare),
+    /// Delete a queue, an exchange or a binding.
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Delete(Delete),
+    /// Remove every ready message from a queue.
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Purge(Purge),
+    /// Publish one message to an exchange (body from --body or standard input).
+    #[command(after_help = EXIT_CODES)]
+    Publish(PublishArgs),
+    /// Show the first messages of a queue without consuming them (--consume takes them out).
+    #[command(after_help = EXIT_CODES)]
+    Get(GetArgs),
+    /// Close a client connection.
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Close(Close),
+    /// Write the definitions (exchanges, queues, bindings) as RabbitMQ-compatible JSON.
+    #[command(after_help = EXIT_CODES)]
+    Export {
+        /// File to write; standard output when absent or "-".
+        file: Option<String>,
+    },
+    /// Load definitions written by `export` (or by RabbitMQ) into the broker.
+    #[command(after_help = EXIT_CODES)]
+    Import {
+        /// File to read; "-" for standard input.
+        file: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ListKind {
+    Queues,
+    Exchanges,
+    Bindings,
+    Connections,
+    Channels,
+    Consumers,
+}
+
+#[derive(Debug, Subcommand)]
+enum Declare {
+    /// Declare a queue.
+    Queue {
+        /// Queue name.
+        name: String,
+        /// Survives a broker restart.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        durable: bool,
+        /// Deleted when its last consumer goes.
+        #[arg(long)]
+        auto_delete: bool,
+        /// Queue argument KEY=VALUE (VALUE parsed as JSON when it can be, e.g. x-max-length=100).
+        #[arg(long = "argument", value_name = "KEY=VALUE")]
+        arguments: Vec<String>,
+    },
+    /// Declare an exchange.
+    Exchange {
+        /// Exchange name.
+        name: String,
+        /// Exchange type: direct, fanout, topic or headers.
+        #[arg(long = "type", default_value = "direct")]
+        kind: String,
+        /// Survives a broker restart.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        durable: bool,
+        /// Deleted when its last binding goes.
+        #[arg(long)]
+        auto_delete: bool,
+        /// Only reachable through exchange-to-exchange bindings.
+        #[arg(long)]
+        internal: bool,
+        /// Exchange argument KEY=VALUE.
+        #[arg(long = "argument", value_name = "KEY=VALUE")]
+        arguments: Vec<String>,
+    },
+    /// Bind a queue (or an exchange) to an exchange.
+    Binding(BindingArgs),
+}
+
+#[derive(Debug, Args)]
+struct BindingArgs {
+    /// Source exchange.
+    #[arg(long)]
+    source: String,
+    /// Destination queue or exchange.
+    #[arg(long)]
+    destination: String,
+    /// Whether the destination is a queue or an exchange.
+    #[arg(long, value_enum, default_value = "queue")]
+    destination_type: DestinationType,
+    /// Routing (binding) key.
+    #[arg(long, default_value = "")]
+    routing_key: String,
+    /// Binding argument KEY=VALUE (headers exchanges: x-match=all, ...).
+    #[arg(long = "argument", value_name = "KEY=VALUE")]
+    arguments: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DestinationType {
+    Queue,
+    Exchange,
+}
+
+impl DestinationType {
+    fn letter(self) -> &'static str {
+        match self {
+            DestinationType::Queue => "q",
+            DestinationType::Exchange => "e",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Delete {
+    /// Delete a queue and its messages.
+    Queue {
+        /// Queue name.
+        name: String,
+        /// Refuse if the queue has consumers.
+        #[arg(long)]
+        if_unused: bool,
+        /// Refuse if the queue has messages.
+        #[arg(long)]
+        if_empty: bool,
+    },
+    /// Delete an exchange and its bindings.
+    Exchange {
+        /// Exchange name.
+        name: String,
+        /// Refuse if the exchange has bindings.
+        #[arg(long)]
+        if_unused: bool,
+    },
+    /// Delete a binding (the one with this routing key; --properties-key picks among
+    /// bindings that differ only by arguments).
+    Binding {
+        #[command(flatten)]
+        binding: BindingSelector,
+    },
+}
+
+#[derive(Debug, Args)]
+struct BindingSelector {
+    /// Source exchange.
+    #[arg(long)]
+    source: String,
+    /// Destination queue or exchange.
+    #[arg(long)]
+    destination: String,
+    /// Whether the destination is a queue or an exchange.
+    #[arg(long, value_enum, default_value = "queue")]
+    destination_type: DestinationType,
+    /// Routing (binding) key.
+    #[arg(long, default_value = "")]
+    routing_key: String,
+    /// The binding's properties key, as `list bindings --format json` shows it.
+    #[arg(long)]
+    properties_key: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Purge {
+    /// Purge a queue's ready messages (unacknowledged ones stay with their consumers).
+    Queue {
+        /// Queue name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct PublishArgs {
+    /// Exchange to publish to ("" or amq.default: the default exchange, routing key = queue).
+    #[arg(long, default_value = "")]
+    exchange: String,
+    /// Routing key.
+    #[arg(long, default_value = "")]
+    routing_key: String,
+    /// Message body; read from standard input when absent.
+    #[arg(long)]
+    body: Option<String>,
+    /// Persistent message (delivery mode 2): written to disk on durable queues.
+    #[arg(long)]
+    persistent: bool,
+    /// Content type property.
+    #[arg(long)]
+    content_type: Option<String>,
+    /// Header KEY=VALUE (VALUE parsed as JSON when it can be).
+    #[arg(long = "header", value_name = "KEY=VALUE")]
+    headers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct GetArgs {
+    /// Queue name.
+    queue: String,
+    /// How many messages at most.
+    #[arg(long, default_value_t = 1)]
+    count: usize,
+    /// Take the messages out of the queue instead of only looking at them.
+    #[arg(long)]
+    consume: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Close {
+    /// Close a client connection (AMQP: 320 CONNECTION_FORCED; MQTT 5.0: DISCONNECT 0x98).
+    Connection {
+        /// Connection name, as `list connections` shows it ("PEER -> LOCAL").
+        name: String,
+        /// Reason given to the client.
+        #[arg(long, default_value = "Closed via brokerctl")]
+        reason: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let client = match Client::new(&cli.url, &cli.user, &cli.password) {
+        Ok(c) => c,
+        Err(f) => return fail(&f),
+    };
+    match run(&client, cli.format, cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => fail(&f),
+    }
+}
+
+fn fail(f: &Failure) -> ExitCode {
+    eprintln!("brokerctl: {f}");
+    ExitCode::from(f.exit_code())
+}
+
+/// `KEY=VALUE` pairs as a JSON object; values that parse as JSON (numbers, booleans,
+/// quoted strings, objects) keep their type, anything else is a string.
+fn key_values(pairs: &[String]) -> Result<Value, Failure> {
+    let mut map = serde_json::Map::new();
+    for pair in pairs {
+        let Some((k, v)) = pair.split_once('=') else {
+            return Err(Failure::Usage(format!("expected KEY=VALUE, got '{pair}'")));
+        };
+        let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
+        map.insert(k.to_string(), value);
+    }
+    Ok(Value::Object(map))
+}
+
+fn exchange_segment(name: &str) -> String {
+    if name.is_empty() {
+        "amq.default".to_string()
+    } else {
+        segment(name)
+    }
+}
+
+fn run(client: &Client, format: Format, command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Status => {
+            let o = client.get("/api/overview")?;
+            match format {
+                Format::Json => print_object(format, &o),
+                Format::Table => output::print_status(&o),
+            }
+        }
+        Command::List { what } => {
+            let (path, columns): (&str, &[&str]) = match what {
+                ListKind::Queues => (
+                    "/api/queues",
+                    &[
+                        "name",
+                        "durable",
+                        "messages_ready",
+                        "messages_unacknowledged",
+                        "consumers",
+                    ],
+                ),
+                ListKind::Exchanges => (
+                    "/api/exchanges",
+                    &["name", "type", "durable", "auto_delete", "internal"],
+                ),
+                ListKind::Bindings => (
+                    "/api/bindings",
+                    &[
+                        "source",
+                        "destination",
+                        "destination_type",
+                        "routing_key",
+                        "arguments",
+                    ],
+                ),
+                ListKind::Connections => (
+                    "/api/connections",
+                    &[
+                        "name",
+                        "protocol",
+                        "user",
+                        "vhost",
+                        "channels",
+                        "user_provided_name",
+                        "client_properties.client_id",
+                    ],
+                ),
+                ListKind::Channels => (
+                    "/api/channels",
+                    &["name", "user", "consumer_count", "messages_unacknowledged"],
+                ),
+                ListKind::Consumers => (
+                    "/api/consumers",
+                    &[
+                        "queue.name",
+                        "consumer_tag",
+                        "channel_details.name",
+                        "ack_required",
+                        "prefetch_count",
+                    ],
+                ),
+            };
+            let list = client.get(path)?;
+            print_list(format, &list, columns);
+        }
+        Command::Declare(Declare::Queue {
+            name,
+            durable,
+            auto_delete,
+            arguments,
+        }) => {
+            let body = json!({
+                "durable": durable,
+                "auto_delete": auto_delete,
+                "arguments": key_values(&arguments)?,
+            });
+            let created = client.put(&format!("/api/queues/%2F/{}", segment(&name)), &body)?;
+            done(
+                format,
+                if created {
+                    "queue declared"
+                } else {
+                    "queue already exists"
+                },
+                &name,
+            );
+        }
+        Command::Declare(Declare::Exchange {
+            name,
+            kind,
+            durable,
+            auto_delete,
+            internal,
+            arguments,
+        }) => {
+            let body = json!({
+                "type": kind,
+                "durable": durable,
+                "auto_delete": auto_delete,
+                "internal": internal,
+                "arguments": key_values(&arguments)?,
+            });
+            let created = client.put(&format!("/api/exchanges/%2F/{}", segment(&name)), &body)?;
+            done(
+                format,
+                if created {
+                    "exchange declared"
+                } else {
+                    "exchange already exists"
+                },
+                &name,
+            );
+        }
+        Command::Declare(Declare::Binding(b)) => {
+            let path = format!(
+                "/api/bindings/%2F/e/{}/{}/{}",
+                exchange_segment(&b.source),
+                b.destination_type.letter(),
+                segment(&b.destination)
+            );
+            let body = json!({
+                "routing_key": b.routing_key,
+                "arguments": key_values(&b.arguments)?,
+            });
+            client.post(&path, &body)?;
+            done(
+                format,
+                "binding declared",
+                &format!("{} -> {} ({})", b.source, b.destination, b.routing_key),
+            );
+        }
+        Command::Delete(Delete::Queue {
+            name,
+            if_unused,
+            if_empty,
+        }) => {
+            let mut path = format!("/api/queues/%2F/{}", segment(&name));
+            let mut query = Vec::new();
+            if if_unused {
+                query.push("if-unused=true");
+            }
+            if if_empty {
+                query.push("if-empty=true");
+            }
+            if !query.is_empty() {
+                path = format!("{path}?{}", query.join("&"));
+            }
+            client.delete(&path, None)?;
+            done(format, "queue deleted", &name);
+        }
+        Command::Delete(Delete::Exchange { name, if_unused }) => {
+            let mut path = format!("/api/exchanges/%2F/{}", segment(&name));
+            if if_unused {
+                path.push_str("?if-unused=true");
+            }
+            client.delete(&path, None)?;
+            done(format, "exchange deleted", &name);
+        }
+        Command::Delete(Delete::Binding { binding: b }) => {
+            let base = format!(
+                "/api/bindings/%2F/e/{}/{}/{}",
+                exchange_segment(&b.source),
+                b.destination_type.letter(),
+                segment(&b.destination)
+            );
+            let key = match b.properties_key {
+                Some(k) => k,
+                None => {
+                    let existing = client.get(&base)?;
+                    let found = existing.as_array().and_then(|list| {
+                        list.iter()
+                            .find(|x| x["routing_key"] == b.routing_key.as_str())
+                    });
+                    match found.and_then(|x| x["properties_key"].as_str()) {
+                        Some(k) => k.to_string(),
+                        None => {
+                            return Err(Failure::Api {
+                                status: 404,
+                                reason: format!(
+                                    "no binding from '{}' to '{}' with routing key '{}'",
+                                    b.source, b.destination, b.routing_key
+                                ),
+                            });
+                        }
+                    }
+                }
+            };
+            client.delete(&format!("{base}/{}", segment(&key)), None)?;
+            done(
+                format,
+                "binding deleted",
+                &format!("{} -> {} ({})", b.source, b.destination, b.routing_key),
+            );
+        }
+        Command::Purge(Purge::Queue { name }) => {
+            client.delete(
+                &format!("/api/queues/%2F/{}/contents", segment(&name)),
+                None,
+            )?;
+            done(format, "queue purged", &name);
+        }
+        Command::Publish(p) => {
+            let body = match p.body {
+                Some(b) => b,
+                None => {
+                    let mut text = String::new();
+                    std::io::stdin().read_to_string(&mut text).map_err(|e| {
+                        Failure::Usage(format!("cannot read the body from standard input: {e}"))
+                    })?;
+                    text
+                }
+            };
+            let mut properties = serde_json::Map::new();
+            if p.persistent {
+                properties.insert("delivery_mode".into(), json!(2));
+            }
+            if let Some(ct) = p.content_type {
+                properties.insert("content_type".into(), json!(ct));
+            }
+            if !p.headers.is_empty() {
+                properties.insert("headers".into(), key_values(&p.headers)?);
+            }
+            let req = json!({
+                "routing_key": p.routing_key,
+                "payload": body,
+                "payload_encoding": "string",
+                "properties": properties,
+            });
+            let answer = client.post_json(
+                &format!(
+                    "/api/exchanges/%2F/{}/publish",
+                    exchange_segment(&p.exchange)
+                ),
+                &req,
+            )?;
+            match format {
+                Format::Json => print_object(format, &answer),
+                Format::Table => {
+                    if answer["routed"] == true {
+                        println!("message published and routed");
+                    } else {
+                        println!("message published but not routed to any queue");
+                    }
+                }
+            }
+        }
+        Command::Get(g) => {
+            let req = json!({
+                "count": g.count,
+                "ackmode": if g.consume { "ack_requeue_false" } else { "ack_requeue_true" },
+                "encoding": "auto",
+            });
+            let messages =
+                client.post_json(&format!("/api/queues/%2F/{}/get", segment(&g.queue)), &req)?;
+            print_list(
+                format,
+                &messages,
+                &[
+                    "routing_key",
+                    "exchange",
+                    "redelivered",
+                    "payload_bytes",
+                    "payload",
+                ],
+            );
+        }
+        Command::Close(Close::Connection { name, reason }) => {
+            client.delete(
+                &format!("/api/connections/{}", segment(&name)),
+                Some(("X-Reason", reason.as_str())),
+            )?;
+            done(format, "connection closed", &name);
+        }
+        Command::Export { file } => {
+            let defs = client.get("/api/definitions")?;
+            let text = serde_json::to_string_pretty(&defs)
+                .map_err(|e| Failure::Usage(format!("cannot format the definitions: {e}")))?;
+            match file.as_deref() {
+                None | Some("-") => println!("{text}"),
+                Some(path) => {
+                    std::fs::write(path, format!("{text}\n"))
+                        .map_err(|e| Failure::Usage(format!("cannot write {path}: {e}")))?;
+                    eprintln!("definitions written to {path}");
+                }
+            }
+        }
+        Command::Import { file } => {
+            let text = if file == "-" {
+                let mut text = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .map_err(|e| Failure::Usage(format!("cannot read standard input: {e}")))?;
+                text
+            } else {
+                std::fs::read_to_string(&file)
+                    .map_err(|e| Failure::Usage(format!("cannot read {file}: {e}")))?
+            };
+            let defs: Value = serde_json::from_str(&text)
+                .map_err(|e| Failure::Usage(format!("{file} is not JSON: {e}")))?;
+            let summary = client.post_json("/api/definitions", &defs)?;
+            match format {
+                Format::Json => print_object(format, &summary),
+                Format::Table => {
+                    println!(
+                        "imported {} exchanges, {} queues, {} bindings",
+                        summary["exchanges"], summary["queues"], summary["bindings"]
+                    );
+                    if let Some(skipped) = summary["skipped"].as_array()
+                        && !skipped.is_empty()
+                    {
+                        let names: Vec<&str> = skipped.iter().filter_map(Value::as_str).collect();
+                        println!("skipped (not supported yet): {}", names.join(", "));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reports a successful change: a line for people, `{"ok": true, ...}` for scripts.
+fn done(format: Format, what: &str, name: &str) {
+    match format {
+        Format::Json => println!("{}", json!({ "ok": true, "result": what, "name": name })),
+        Format::Table => println!("{what}: {name}"),
+    }
+}
