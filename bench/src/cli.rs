@@ -53,6 +53,10 @@ pub struct CommonOpts {
     /// nothing arrived for this many seconds.
     #[arg(long, default_value_t = 3.0)]
     pub drain_timeout: f64,
+    /// After the producers finish, wait at most this many seconds for the
+    /// consumers to catch up; what is still missing then counts as lost.
+    #[arg(long, default_value_t = 60.0)]
+    pub drain_max: f64,
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     pub json: bool,
@@ -164,7 +168,7 @@ pub struct MqttOpts {
 pub enum Protocol {
     /// AMQP 0-9-1: handshake and one open channel.
     Amqp,
-    /// MQTT 3.1.1: CONNECT/CONNACK, keep-alive off.
+    /// MQTT 3.1.1: CONNECT/CONNACK (keep-alive 30 min, no pings).
     Mqtt,
 }
 

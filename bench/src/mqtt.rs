@@ -19,6 +19,9 @@ use crate::stamp::{STAMP_LEN, Stamp};
 /// Largest packet we accept from a broker.
 pub(crate) const MAX_PACKET: usize = 16 * 1024 * 1024;
 
+/// Keep-alive asked for in CONNECT, seconds (rumqttd refuses 0).
+pub const KEEP_ALIVE: u16 = 1800;
+
 /// Packet type numbers of the acks (high nibble of the first byte).
 const PUBLISH: u8 = 3;
 const PUBACK: u8 = 4;
@@ -172,7 +175,9 @@ pub struct MqttConn {
 }
 
 impl MqttConn {
-    /// Connects (keep-alive off) and waits for a successful CONNACK.
+    /// Connects and waits for a successful CONNACK. Keep-alive is
+    /// [`KEEP_ALIVE`] seconds (some brokers refuse 0) and no PINGREQ is ever
+    /// sent, so runs must stay shorter than that.
     pub async fn connect(addr: &str, opts: &ConnectOpts) -> Result<MqttConn> {
         let stream = TcpStream::connect(addr)
             .await
@@ -185,7 +190,7 @@ impl MqttConn {
             buf: BytesMut::with_capacity(4096),
             version: opts.version,
         };
-        let mut connect = Connect::new(opts.version, opts.client_id.clone(), 0);
+        let mut connect = Connect::new(opts.version, opts.client_id.clone(), KEEP_ALIVE);
         connect.clean_start = opts.clean;
         connect.username = opts.user.clone();
         connect.password = opts.password.clone().map(Bytes::from);

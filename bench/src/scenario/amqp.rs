@@ -177,6 +177,7 @@ pub async fn run(opts: &AmqpOpts) -> Result<Report> {
             &counters,
             expected,
             Duration::from_secs_f64(c.drain_timeout),
+            Duration::from_secs_f64(c.drain_max),
         )
         .await;
     }
@@ -204,6 +205,9 @@ pub async fn run(opts: &AmqpOpts) -> Result<Report> {
     }
     .report())
 }
+
+/// How long a producer waits for the broker to answer its close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Counts confirms exactly, whether they come one by one or cumulative.
 #[derive(Debug, Default)]
@@ -332,8 +336,10 @@ async fn produce(
             _ => e,
         });
     }
-    confirms.abort();
+    // Close and wait for close-ok: the broker has then taken every publish
+    // (dropping the socket right away can make a broker discard the tail).
     close(&mut writer).await;
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, confirms).await;
     Ok(ProducerResult {
         id,
         sent: seq,
@@ -387,6 +393,7 @@ async fn read_confirms(
                             c.reply_code, c.reply_text
                         )));
                     }
+                    Method::ConnectionCloseOk(_) => return Ok(()),
                     _ => continue,
                 };
                 settled[slot].fetch_add(n, Ordering::Relaxed);

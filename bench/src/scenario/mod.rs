@@ -143,12 +143,21 @@ pub(crate) async fn sleep_until_ns(until: u64) {
     }
 }
 
-/// Waits until `expected` deliveries arrived, or nothing arrived for
-/// `idle`.
-pub(crate) async fn wait_drained(counters: &Counters, expected: Option<u64>, idle: Duration) {
+/// Waits until `expected` deliveries arrived, nothing arrived for `idle`,
+/// or `max` has passed.
+pub(crate) async fn wait_drained(
+    counters: &Counters,
+    expected: Option<u64>,
+    idle: Duration,
+    max: Duration,
+) {
     let mut last = counters.received.load(Ordering::Relaxed);
-    let mut last_change = Instant::now();
+    let start = Instant::now();
+    let mut last_change = start;
     loop {
+        if start.elapsed() >= max {
+            return;
+        }
         let now = counters.received.load(Ordering::Relaxed);
         if expected.is_some_and(|e| now >= e) {
             return;

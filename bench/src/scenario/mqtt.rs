@@ -174,6 +174,7 @@ pub async fn run(opts: &MqttOpts) -> Result<Report> {
             &counters,
             expected,
             Duration::from_secs_f64(c.drain_timeout),
+            Duration::from_secs_f64(c.drain_max),
         )
         .await;
     }
@@ -301,8 +302,10 @@ async fn publish(
             _ => e,
         });
     }
-    acks.abort();
+    // DISCONNECT, then wait for the broker to close the socket: it has then
+    // read every publish.
     let _ = writer.lock().await.write_all(&DISCONNECT).await;
+    let _ = tokio::time::timeout(Duration::from_secs(30), acks).await;
     Ok(ProducerResult {
         id,
         sent: seq,
