@@ -75,6 +75,18 @@ pub struct Config {
     /// Address the management HTTP API and `/metrics` bind to.
     #[arg(long, env = "BROKER_HTTP_LISTEN", default_value = "0.0.0.0:15672")]
     pub http_listen: SocketAddr,
+    /// Name of the user created on a first start (when no users exist yet), tagged
+    /// `administrator` with all permissions on vhost `/`. `guest` may only log in from loopback.
+    #[arg(long, env = "BROKER_DEFAULT_USER", default_value = "guest")]
+    pub default_user: String,
+    /// Password of `--default-user` (only used when it is created; stored as an argon2 hash).
+    #[arg(
+        long,
+        env = "BROKER_DEFAULT_PASS",
+        default_value = "guest",
+        hide_env_values = true
+    )]
+    pub default_pass: String,
     /// Largest MQTT packet accepted from clients, in bytes.
     #[arg(long, env = "BROKER_MQTT_MAX_PACKET_SIZE", default_value_t = 16 * 1024 * 1024)]
     pub mqtt_max_packet_size: usize,
@@ -154,6 +166,8 @@ impl Config {
             mqtt_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             mqtt_ws_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             http_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            default_user: "guest".into(),
+            default_pass: "guest".into(),
             mqtt_max_packet_size: 16 * 1024 * 1024,
             memory_high_watermark: None,
             heartbeat: 60,

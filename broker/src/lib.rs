@@ -56,6 +56,9 @@ pub enum StartError {
         /// Underlying error.
         source: std::io::Error,
     },
+    /// The default user could not be created or stored.
+    #[error("cannot create the default user: {0}")]
+    Users(String),
     /// The data directory could not be opened or is used by another broker.
     #[error("cannot open the data directory: {0}")]
     Storage(#[from] storage::StorageError),
@@ -79,6 +82,13 @@ impl Broker {
             .unwrap_or_else(core::memory::default_high_watermark);
         let core = core::Core::new(Arc::new(storage), high);
         let stats = core.recover()?;
+        if core
+            .ensure_default_user(&config.default_user, &config.default_pass)
+            .await
+            .map_err(|e| StartError::Users(e.to_string()))?
+        {
+            tracing::info!(user = %config.default_user, "created the default user");
+        }
         tracing::info!(
             data_dir = %config.data_dir.display(),
             exchanges = stats.exchanges,

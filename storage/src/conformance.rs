@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use crate::{
-    BindingDef, Definitions, ExchangeDef, QueueDef, QueueKey, SeqNo, Storage, StorageError,
-    StoredMessage,
+    BindingDef, Definitions, ExchangeDef, PermissionDef, QueueDef, QueueKey, SeqNo, Storage,
+    StorageError, StoredMessage, UserDef,
 };
 
 /// Runs every case against the store that `open` returns.
@@ -371,6 +371,18 @@ fn definitions_round_trip<S: Storage>(s: &S) -> Definitions {
                 arguments: vec![1],
             },
         ],
+        users: vec![UserDef {
+            name: "ädmin".into(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            tags: vec!["administrator".into(), "monitoring".into()],
+        }],
+        permissions: vec![PermissionDef {
+            user: "ädmin".into(),
+            vhost: "/".into(),
+            configure: "^amq\\.gen-.*".into(),
+            write: ".*".into(),
+            read: String::new(),
+        }],
     };
     s.put_definitions(&full).expect("put_definitions");
     assert_eq!(

@@ -32,7 +32,10 @@ pub mod conformance;
 
 pub use error::StorageError;
 pub use memory::MemoryStorage;
-pub use model::{BindingDef, Definitions, ExchangeDef, QueueDef, QueueKey, SeqNo, StoredMessage};
+pub use model::{
+    BindingDef, Definitions, ExchangeDef, PermissionDef, QueueDef, QueueKey, SeqNo, StoredMessage,
+    UserDef,
+};
 pub use sled_store::SledStorage;
 
 /// What the broker needs from durable storage.

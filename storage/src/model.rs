@@ -59,6 +59,39 @@ pub struct Definitions {
     pub queues: Vec<QueueDef>,
     /// Bindings between durable exchanges and durable queues or exchanges.
     pub bindings: Vec<BindingDef>,
+    /// Users (absent in snapshots written before users existed).
+    #[serde(default)]
+    pub users: Vec<UserDef>,
+    /// Permissions of users in vhosts (absent in older snapshots).
+    #[serde(default)]
+    pub permissions: Vec<PermissionDef>,
+}
+
+/// A user who may log in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserDef {
+    /// User name.
+    pub name: String,
+    /// Salted password hash in PHC string format (`$argon2id$v=19$...`); never the password.
+    /// Empty: the user cannot log in with a password.
+    pub password_hash: String,
+    /// Tags (`administrator`, `monitoring`, `management`...).
+    pub tags: Vec<String>,
+}
+
+/// What a user may do in a vhost: regular expressions over resource names.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PermissionDef {
+    /// User name.
+    pub user: String,
+    /// Virtual host.
+    pub vhost: String,
+    /// Resources the user may declare and delete.
+    pub configure: String,
+    /// Resources the user may publish to / bind to.
+    pub write: String,
+    /// Resources the user may consume from / bind from.
+    pub read: String,
 }
 
 /// A durable exchange, as declared, so it can be re-created at start-up.

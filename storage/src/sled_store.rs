@@ -257,4 +257,15 @@ mod tests {
             assert_ne!(n.as_slice(), META_TREE);
         }
     }
+
+    #[test]
+    fn snapshots_without_users_still_load() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = SledStorage::open(dir.path()).expect("open");
+        let old = br#"{"exchanges":[],"queues":[{"vhost":"/","name":"q","durable":true,"auto_delete":false,"arguments":[]}],"bindings":[]}"#;
+        s.meta.insert(DEFINITIONS_KEY, &old[..]).expect("insert");
+        let d = s.load_definitions().expect("old snapshot loads");
+        assert_eq!(d.queues.len(), 1);
+        assert!(d.users.is_empty() && d.permissions.is_empty());
+    }
 }

@@ -10,6 +10,7 @@ use protocol_amqp::{
 
 use super::connection::{Conn, Reader};
 use crate::core::DEFAULT_VHOST;
+use crate::core::access::LoginRefused;
 use crate::error::AmqpError;
 
 /// How long a client may take for each handshake step.
@@ -198,12 +199,22 @@ impl Conn {
         }
         let accepted = match credentials(mechanism, &start_ok.response) {
             Some((user, pass)) => {
-                let ok = user == "guest" && pass == "guest" && self.peer.ip().is_loopback();
-                if !ok {
-                    tracing::warn!(peer = %self.peer, %user, "login refused");
+                let result = self
+                    .core
+                    .access
+                    .authenticate(&user, &pass, self.peer.ip())
+                    .await;
+                match result {
+                    Ok(_) => {}
+                    Err(LoginRefused::BadCredentials) => {
+                        tracing::warn!(peer = %self.peer, %user, "login refused: bad credentials");
+                    }
+                    Err(LoginRefused::LoopbackOnly) => {
+                        tracing::warn!(peer = %self.peer, %user, "login refused: user may only connect from loopback");
+                    }
                 }
                 self.user = user;
-                ok
+                result.is_ok()
             }
             None => {
                 tracing::warn!(peer = %self.peer, mechanism, "malformed authentication response");
@@ -283,6 +294,20 @@ impl Conn {
         };
         if virtual_host.as_str() != DEFAULT_VHOST {
             return Err(not_allowed(format!("vhost '{}' not found", virtual_host.as_str())).into());
+        }
+        if self
+            .core
+            .access
+            .permission(&self.user, virtual_host.as_str())
+            .is_none()
+        {
+            tracing::warn!(peer = %self.peer, user = %self.user, vhost = virtual_host.as_str(), "vhost access refused");
+            return Err(not_allowed(format!(
+                "access to vhost '{}' refused for user '{}'",
+                virtual_host.as_str(),
+                self.user
+            ))
+            .into());
         }
         self.send_method(0, ConnectionOpenOk {}.into());
         self.flush().await.map_err(|_| HandshakeEnd::Drop)?;

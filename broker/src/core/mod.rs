@@ -2,6 +2,7 @@
 //! that group-commits storage for every queue. Protocol front ends talk to it through [`Core`],
 //! [`queue::QueueHandle`] and their own [`ConnEvent`] mailbox.
 
+pub mod access;
 pub mod flusher;
 pub mod memory;
 pub mod ops;
@@ -111,6 +112,8 @@ pub struct Core {
     pub memory: memory::MemoryGauge,
     /// Live connections of every protocol (for the management API).
     pub connections: Arc<registry::Registry>,
+    /// Users and permissions (changed through the `Core` methods that persist them).
+    pub access: access::AccessControl,
     /// Stops listeners, connections and queues.
     pub shutdown: CancellationToken,
     /// Tracks every task, so shutdown can wait for them.
@@ -129,6 +132,7 @@ impl Core {
             next_id: AtomicU64::new(1),
             memory: memory::MemoryGauge::new(memory_high_watermark),
             connections: Arc::default(),
+            access: access::AccessControl::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         })

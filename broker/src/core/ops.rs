@@ -6,12 +6,24 @@ use std::sync::Arc;
 
 use protocol_amqp::FieldTable;
 
+use super::access::{AccessError, Permission, User, hash_password};
 use super::queue::{DeleteRefused, QueueCmd, QueueStats};
 use super::queue_task::QueueTask;
 use super::topology::{QueueEntry, decode_table};
 use super::{Core, DEFAULT_VHOST};
 use crate::error::AmqpError;
 use crate::model::exchange::{Binding, Destination, Exchange, ExchangeKind};
+
+/// Why a user or permission change failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserOpError {
+    /// The change itself is invalid.
+    #[error(transparent)]
+    Invalid(#[from] AccessError),
+    /// It could not be stored.
+    #[error("{0}")]
+    Storage(#[from] AmqpError),
+}
 
 /// Arguments of a queue declaration.
 #[derive(Debug, Clone, Default)]
@@ -101,7 +113,8 @@ pub(crate) fn random_name(prefix: &str) -> String {
 impl Core {
     /// Writes the durable topology and waits for it to be on disk.
     async fn persist_definitions(&self) -> Result<(), AmqpError> {
-        let defs = self.topology().definitions();
+        let mut defs = self.topology().definitions();
+        (defs.users, defs.permissions) = self.access.definitions();
         self.storage()
             .put_definitions(&defs)
             .map_err(|e| AmqpError::internal(format!("cannot store definitions: {e}")))?;
@@ -490,9 +503,73 @@ impl Core {
         Ok(())
     }
 
+    /// Adds or replaces a user and stores it.
+    pub async fn put_user(&self, user: User) -> Result<(), UserOpError> {
+        let _guard = self.write_lock.lock().await;
+        self.access.put_user(user)?;
+        Ok(self.persist_definitions().await?)
+    }
+
+    /// Deletes a user (and their permissions) and stores that; false if there was none.
+    pub async fn delete_user(&self, name: &str) -> Result<bool, UserOpError> {
+        let _guard = self.write_lock.lock().await;
+        if !self.access.delete_user(name) {
+            return Ok(false);
+        }
+        self.persist_definitions().await?;
+        Ok(true)
+    }
+
+    /// Sets a user's permissions in a vhost and stores them.
+    pub async fn set_permission(
+        &self,
+        user: &str,
+        vhost: &str,
+        permission: Permission,
+    ) -> Result<(), UserOpError> {
+        let _guard = self.write_lock.lock().await;
+        self.access.set_permission(user, vhost, permission)?;
+        Ok(self.persist_definitions().await?)
+    }
+
+    /// Removes a user's permissions in a vhost and stores that; false if there were none.
+    pub async fn clear_permission(&self, user: &str, vhost: &str) -> Result<bool, UserOpError> {
+        let _guard = self.write_lock.lock().await;
+        if !self.access.clear_permission(user, vhost) {
+            return Ok(false);
+        }
+        self.persist_definitions().await?;
+        Ok(true)
+    }
+
+    /// Creates the default user (tagged `administrator`, all permissions on the default
+    /// vhost) if there are no users at all, as on a first start. Returns whether it did.
+    /// Anonymous MQTT clients act as this user from then on.
+    pub async fn ensure_default_user(
+        &self,
+        name: &str,
+        password: &str,
+    ) -> Result<bool, UserOpError> {
+        self.access.set_default_user(name);
+        if !self.access.is_empty() {
+            return Ok(false);
+        }
+        let password_hash = hash_password(password)?;
+        self.put_user(User {
+            name: name.to_string(),
+            password_hash,
+            tags: vec!["administrator".into()],
+        })
+        .await?;
+        self.set_permission(name, DEFAULT_VHOST, Permission::all())
+            .await?;
+        Ok(true)
+    }
+
     /// Rebuilds the durable topology and queue contents from storage.
     pub fn recover(self: &Arc<Core>) -> Result<RecoveryStats, storage::StorageError> {
         let defs = self.storage().load_definitions()?;
+        self.access.load(&defs.users, &defs.permissions);
         let mut stats = RecoveryStats::default();
         let core = self.clone();
         let mut entries = Vec::new();

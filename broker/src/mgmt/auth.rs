@@ -1,39 +1,40 @@
 //! HTTP basic authentication against the broker's users.
 //!
-//! Today the broker has one user, `guest`/`guest`, tagged `administrator` and accepted from
-//! loopback only (as for AMQP and MQTT, and as RabbitMQ's `loopback_users` default). Users
-//! with the `monitoring` tag may read (GET) but not change anything; the check is written
-//! against tags so that configurable users slot in without touching the handlers.
+//! Users come from the core's user store (passwords checked against their argon2 hashes);
+//! `guest` is accepted from loopback only (as for AMQP and MQTT, and as RabbitMQ's
+//! `loopback_users` default). Users tagged `administrator` may change things; `monitoring`
+//! users may read (GET) everything; other users get 403.
 
 use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Extension, Request};
+use axum::extract::{ConnectInfo, Extension, Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 
-use super::ApiError;
+use super::{ApiError, MgmtState};
+use crate::core::access::{AccessControl, LoginRefused};
 
 /// An authenticated API user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     /// User name.
     pub name: String,
-    /// Tags (`administrator`, `monitoring`).
-    pub tags: Vec<&'static str>,
+    /// Tags (`administrator`, `monitoring`, ...).
+    pub tags: Vec<String>,
 }
 
 impl User {
     /// Whether the user may make changes.
     pub fn is_administrator(&self) -> bool {
-        self.tags.contains(&"administrator")
+        self.tags.iter().any(|t| t == "administrator")
     }
 
     /// Whether the user may read.
     pub fn may_read(&self) -> bool {
-        self.is_administrator() || self.tags.contains(&"monitoring")
+        self.is_administrator() || self.tags.iter().any(|t| t == "monitoring")
     }
 }
 
@@ -52,37 +53,48 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((user.to_string(), pass.to_string()))
 }
 
-/// Checks credentials. `peer` is None for requests that did not come over a socket (the
-/// router called in-process, as tests do), which count as local.
-pub fn authenticate(headers: &HeaderMap, peer: Option<SocketAddr>) -> Result<User, ApiError> {
+/// Checks credentials against `users`. `peer` is None for requests that did not come over a
+/// socket (the router called in-process, as tests do), which count as local.
+pub async fn authenticate(
+    users: &AccessControl,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> Result<User, ApiError> {
     let Some((user, pass)) = basic_credentials(headers) else {
         return Err(ApiError::unauthorized(
             "authentication required (HTTP basic auth)",
         ));
     };
-    if user != "guest" || pass != "guest" {
-        tracing::warn!(?peer, %user, "management API login refused");
-        return Err(ApiError::unauthorized("login failed"));
+    let ip = peer.map_or(std::net::IpAddr::from([127, 0, 0, 1]), |p| p.ip());
+    match users.authenticate(&user, &pass, ip).await {
+        Ok(u) => Ok(User {
+            name: u.name,
+            tags: u.tags,
+        }),
+        Err(LoginRefused::BadCredentials) => {
+            tracing::warn!(?peer, %user, "management API login refused");
+            Err(ApiError::unauthorized("login failed"))
+        }
+        Err(LoginRefused::LoopbackOnly) => {
+            tracing::warn!(?peer, %user, "user may only use the API from loopback");
+            Err(ApiError::unauthorized(format!(
+                "user '{user}' can only log in via localhost"
+            )))
+        }
     }
-    if peer.is_some_and(|p| !p.ip().is_loopback()) {
-        tracing::warn!(?peer, %user, "user guest may only use the API from loopback");
-        return Err(ApiError::unauthorized(
-            "user 'guest' can only log in via localhost",
-        ));
-    }
-    Ok(User {
-        name: user,
-        tags: vec!["administrator"],
-    })
 }
 
 /// Middleware: authenticates the request and checks that the user's tags allow its method.
-pub async fn require_user(mut req: Request, next: Next) -> Response {
+pub async fn require_user(
+    State(state): State<MgmtState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    let user = match authenticate(req.headers(), peer) {
+    let user = match authenticate(&state.core.access, req.headers(), peer).await {
         Ok(user) => user,
         Err(e) => return e.into_response(),
     };
@@ -114,6 +126,7 @@ pub async fn whoami(Extension(user): Extension<User>) -> Json<serde_json::Value>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::access::{User as Stored, hash_password};
     use axum::http::HeaderValue;
 
     fn headers(auth: &str) -> HeaderMap {
@@ -125,35 +138,65 @@ mod tests {
         h
     }
 
-    #[test]
-    fn guest_from_loopback_only() {
+    fn store() -> AccessControl {
+        let users = AccessControl::default();
+        users
+            .put_user(Stored {
+                name: "guest".into(),
+                password_hash: hash_password("guest").expect("hash"),
+                tags: vec!["administrator".into()],
+            })
+            .expect("put");
+        users
+    }
+
+    #[tokio::test]
+    async fn guest_from_loopback_only() {
+        let users = store();
         // guest:guest
         let h = headers("Basic Z3Vlc3Q6Z3Vlc3Q=");
         let local = SocketAddr::from(([127, 0, 0, 1], 40000));
         let remote = SocketAddr::from(([192, 0, 2, 1], 40000));
-        let user = authenticate(&h, Some(local)).expect("guest from loopback");
+        let user = authenticate(&users, &h, Some(local))
+            .await
+            .expect("guest from loopback");
         assert!(user.is_administrator() && user.may_read());
         assert_eq!(
-            authenticate(&h, Some(remote)).map_err(|e| e.status.as_u16()),
+            authenticate(&users, &h, Some(remote))
+                .await
+                .map_err(|e| e.status.as_u16()),
             Err(401)
         );
     }
 
-    #[test]
-    fn missing_malformed_and_wrong_credentials_are_401() {
+    #[tokio::test]
+    async fn missing_malformed_and_wrong_credentials_are_401() {
+        let users = store();
         let none = HeaderMap::new();
-        assert!(authenticate(&none, None).is_err());
+        assert!(authenticate(&users, &none, None).await.is_err());
         // guest:wrong
-        assert!(authenticate(&headers("Basic Z3Vlc3Q6d3Jvbmc="), None).is_err());
-        assert!(authenticate(&headers("Bearer abc"), None).is_err());
-        assert!(authenticate(&headers("Basic !!!"), None).is_err());
+        assert!(
+            authenticate(&users, &headers("Basic Z3Vlc3Q6d3Jvbmc="), None)
+                .await
+                .is_err()
+        );
+        assert!(
+            authenticate(&users, &headers("Bearer abc"), None)
+                .await
+                .is_err()
+        );
+        assert!(
+            authenticate(&users, &headers("Basic !!!"), None)
+                .await
+                .is_err()
+        );
     }
 
     #[test]
     fn monitoring_may_read_only() {
         let monitor = User {
             name: "m".into(),
-            tags: vec!["monitoring"],
+            tags: vec!["monitoring".into()],
         };
         assert!(monitor.may_read() && !monitor.is_administrator());
         let nobody = User {

@@ -136,7 +136,10 @@ pub fn router(state: MgmtState) -> Router {
             "/api/definitions",
             get(definitions::export).post(definitions::import),
         )
-        .route_layer(axum::middleware::from_fn(auth::require_user));
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_user,
+        ));
     Router::new()
         .merge(api)
         .route("/metrics", get(metrics::metrics))

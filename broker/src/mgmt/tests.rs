@@ -15,9 +15,12 @@ use crate::core::Core;
 
 const GUEST: &str = "Basic Z3Vlc3Q6Z3Vlc3Q="; // guest:guest
 
-fn app() -> Router {
+async fn app() -> Router {
     let core = Core::new(Arc::new(storage::MemoryStorage::new()), u64::MAX);
     core.recover().expect("recover an empty store");
+    core.ensure_default_user("guest", "guest")
+        .await
+        .expect("default user");
     router(MgmtState::new(core, Vec::new()))
 }
 
@@ -64,7 +67,7 @@ async fn call(app: &Router, method: &str, uri: &str, body: Option<Value>) -> Rep
 
 #[tokio::test]
 async fn api_needs_credentials_but_metrics_does_not() {
-    let app = app();
+    let app = app().await;
     let r = send(&app, "GET", "/api/overview", None, None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.json["error"], "not_authorised");
@@ -90,7 +93,7 @@ async fn api_needs_credentials_but_metrics_does_not() {
 
 #[tokio::test]
 async fn unknown_paths_methods_and_vhosts_are_json_errors() {
-    let app = app();
+    let app = app().await;
     let r = call(&app, "GET", "/api/nothing", None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.json["error"], "not_found");
@@ -130,7 +133,7 @@ async fn unknown_paths_methods_and_vhosts_are_json_errors() {
 
 #[tokio::test]
 async fn queue_lifecycle_with_publish_peek_and_purge() {
-    let app = app();
+    let app = app().await;
     let r = call(
         &app,
         "PUT",
@@ -254,7 +257,7 @@ async fn queue_lifecycle_with_publish_peek_and_purge() {
 
 #[tokio::test]
 async fn exchanges_and_bindings() {
-    let app = app();
+    let app = app().await;
     let r = call(
         &app,
         "PUT",
@@ -445,7 +448,7 @@ async fn exchanges_and_bindings() {
 
 #[tokio::test]
 async fn definitions_round_trip_into_a_fresh_core() {
-    let a = app();
+    let a = app().await;
     call(
         &a,
         "PUT",
@@ -505,7 +508,7 @@ async fn definitions_round_trip_into_a_fresh_core() {
     );
     assert_eq!(exported["bindings"].as_array().map(Vec::len), Some(4));
 
-    let b = app();
+    let b = app().await;
     let r = call(&b, "POST", "/api/definitions", Some(exported.clone())).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json["skipped"], json!([]));
@@ -550,7 +553,7 @@ async fn definitions_round_trip_into_a_fresh_core() {
 
 #[tokio::test]
 async fn overview_and_metrics_count_queues_and_messages() {
-    let app = app();
+    let app = app().await;
     call(&app, "PUT", "/api/queues/%2F/a", None).await;
     call(&app, "PUT", "/api/queues/%2F/b\"q", None).await;
     for _ in 0..3 {

@@ -30,6 +30,7 @@ use super::sessions::{Registration, TimerKind};
 use super::subscriptions::Sub;
 use super::{Shared, SharedSub};
 use crate::amqp::confirms::Confirms;
+use crate::core::access::LoginRefused;
 use crate::core::ops::QueueDeclare;
 use crate::core::queue::{ConsumerSpec, QueueCmd, QueueHandle, SharedCredit};
 use crate::core::registry::{ConnectionMeta, Counted, IoCounters, Protocol, Registered};
@@ -77,6 +78,8 @@ pub(crate) struct MqttConn {
     pub shared: Arc<Shared>,
     pub id: u64,
     pub peer: SocketAddr,
+    /// The authenticated user (the default user for anonymous clients).
+    pub user: String,
     pub version: ProtocolVersion,
     pub client_id: Arc<str>,
     pub owner: ChannelKey,
@@ -171,6 +174,7 @@ pub(crate) async fn serve(
         owner: ChannelKey(core.next_id()),
         shared,
         peer,
+        user: String::new(),
         version: connect.version,
         client_id: Arc::from(""),
         tx,
@@ -201,7 +205,6 @@ pub(crate) async fn serve(
         io,
         registered: None,
     };
-    let user = connect.username.clone().unwrap_or_default();
     // Boxed, like every deep await below: the task then holds only the small idle state
     // between packets, not the largest future it ever awaits (memory per idle connection).
     if !Box::pin(conn.accept(connect)).await {
@@ -216,7 +219,7 @@ pub(crate) async fn serve(
         },
         peer,
         local,
-        user,
+        user: conn.user.clone(),
         vhost: DEFAULT_VHOST.to_string(),
         client_name: Some(conn.client_id.to_string()),
         io: conn.io.clone(),
@@ -276,39 +279,57 @@ impl MqttConn {
             );
             return false;
         }
-        match (&connect.username, &connect.password) {
+        let (user, refused) = match (&connect.username, &connect.password) {
             (Some(user), password) => {
-                let ok = user == "guest" && password.as_deref() == Some(&b"guest"[..]);
-                if !ok {
-                    tracing::warn!(peer = %self.peer, %user, "MQTT login refused");
-                    self.connack(
-                        ReasonCode::BAD_USER_NAME_OR_PASSWORD,
-                        false,
-                        ConnAckProperties::default(),
-                    );
-                    return false;
-                }
-                if !self.peer.ip().is_loopback() {
-                    tracing::warn!(peer = %self.peer, %user, "user guest may only connect from loopback");
-                    self.connack(
-                        ReasonCode::NOT_AUTHORIZED,
-                        false,
-                        ConnAckProperties::default(),
-                    );
-                    return false;
-                }
+                let password = password
+                    .as_deref()
+                    .and_then(|p| std::str::from_utf8(p).ok())
+                    .unwrap_or("");
+                let result = self
+                    .shared
+                    .core
+                    .access
+                    .authenticate(user, password, self.peer.ip())
+                    .await;
+                (user.clone(), result.err())
             }
-            (None, _) if !self.peer.ip().is_loopback() => {
-                tracing::warn!(peer = %self.peer, "anonymous MQTT connections are accepted from loopback only");
-                self.connack(
-                    ReasonCode::NOT_AUTHORIZED,
-                    false,
-                    ConnAckProperties::default(),
-                );
-                return false;
+            // Anonymous clients act as the default user, from loopback only.
+            (None, _) => {
+                let name = self.shared.core.access.default_user();
+                let refused = if crate::core::access::is_loopback(self.peer.ip()) {
+                    None
+                } else {
+                    Some(LoginRefused::LoopbackOnly)
+                };
+                (name, refused)
             }
-            (None, _) => {}
+        };
+        let refused = match refused {
+            Some(LoginRefused::BadCredentials) => {
+                tracing::warn!(peer = %self.peer, %user, "MQTT login refused: bad credentials");
+                Some(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
+            }
+            Some(LoginRefused::LoopbackOnly) => {
+                tracing::warn!(peer = %self.peer, %user, "MQTT login refused: loopback only");
+                Some(ReasonCode::NOT_AUTHORIZED)
+            }
+            None if self
+                .shared
+                .core
+                .access
+                .permission(&user, DEFAULT_VHOST)
+                .is_none() =>
+            {
+                tracing::warn!(peer = %self.peer, %user, vhost = DEFAULT_VHOST, "MQTT login refused: no access to the vhost");
+                Some(ReasonCode::NOT_AUTHORIZED)
+            }
+            None => None,
+        };
+        if let Some(code) = refused {
+            self.connack(code, false, ConnAckProperties::default());
+            return false;
         }
+        self.user = user;
         let mut assigned = None;
         let client_id = if connect.client_id.is_empty() {
             if !v5 && !connect.clean_start {
@@ -770,7 +791,7 @@ fn reason_text(code: ReasonCode) -> Option<&'static str> {
     Some(match code {
         ReasonCode::BAD_USER_NAME_OR_PASSWORD => "bad user name or password",
         ReasonCode::NOT_AUTHORIZED => {
-            "not authorized (anonymous and guest logins are accepted from loopback only)"
+            "not authorized (anonymous and guest logins are accepted from loopback only, and the user needs access to vhost '/')"
         }
         ReasonCode::CLIENT_IDENTIFIER_NOT_VALID => "client identifier not valid",
         ReasonCode::BAD_AUTHENTICATION_METHOD => "enhanced authentication is not supported",
