@@ -143,3 +143,165 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A request to the management API as `user`; returns the status.
+fn api(
+    broker: &TestBroker,
+    method: &str,
+    path: &str,
+    auth: (&str, &str),
+    body: Option<serde_json::Value>,
+) -> u16 {
+    let client = reqwest::blocking::Client::new();
+    let url = format!("{}{path}", broker.http_url());
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut req = client.request(method, url).basic_auth(auth.0, Some(auth.1));
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    req.send().expect("API reachable").status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_and_permissions_managed_through_the_api() {
+    let mut broker = TestBroker::start().await;
+    let guest = ("guest", "guest");
+    let b = &broker;
+    tokio::task::block_in_place(|| {
+        assert_eq!(
+            api(
+                b,
+                "PUT",
+                "/api/users/alice",
+                guest,
+                Some(serde_json::json!({"password": "pw-a", "tags": ""}))
+            ),
+            201
+        );
+        assert_eq!(
+            api(
+                b,
+                "PUT",
+                "/api/users/mon",
+                guest,
+                Some(serde_json::json!({"password": "pw-m", "tags": "monitoring"}))
+            ),
+            201
+        );
+        // A bad regex is refused; an unknown user has no permissions to set.
+        assert_eq!(
+            api(
+                b,
+                "PUT",
+                "/api/permissions/%2F/alice",
+                guest,
+                Some(serde_json::json!({"configure": "(", "write": ".*", "read": ".*"}))
+            ),
+            400
+        );
+        assert_eq!(
+            api(
+                b,
+                "PUT",
+                "/api/permissions/%2F/nobody",
+                guest,
+                Some(serde_json::json!({"configure": ".*", "write": ".*", "read": ".*"}))
+            ),
+            404
+        );
+        // Bad credentials: 401; a monitoring user may read but not change (403); a user
+        // without tags may not even read.
+        assert_eq!(api(b, "GET", "/api/users", ("mon", "wrong"), None), 401);
+        assert_eq!(api(b, "GET", "/api/users", ("mon", "pw-m"), None), 200);
+        assert_eq!(
+            api(
+                b,
+                "PUT",
+                "/api/queues/%2F/q1",
+                ("mon", "pw-m"),
+                Some(serde_json::json!({"durable": true}))
+            ),
+            403
+        );
+        assert_eq!(api(b, "GET", "/api/queues", ("alice", "pw-a"), None), 403);
+    });
+
+    // alice exists but has no access to vhost "/" yet: 530 on connection.open.
+    let err = amqp_login(&broker, "alice", "pw-a")
+        .await
+        .expect_err("no vhost access");
+    assert_eq!(reply_code(&err), Some(530), "{err}");
+    let mut opts = v5_options(broker.mqtt_addr(), "alice-v5");
+    opts.set_credentials("alice", "pw-a");
+    match V5Client::try_connect(opts).await {
+        Err(rumqttc::v5::ConnectionError::ConnectionRefused(code)) => {
+            assert_eq!(
+                code,
+                rumqttc::v5::mqttbytes::v5::ConnectReturnCode::NotAuthorized
+            )
+        }
+        Err(e) => panic!("expected CONNACK 0x87, got {e:?}"),
+        Ok(_) => panic!("a user without vhost access was accepted"),
+    }
+
+    let b = &broker;
+    tokio::task::block_in_place(|| {
+        assert_eq!(
+            api(
+                b,
+                "PUT",
+                "/api/permissions/%2F/alice",
+                guest,
+                Some(serde_json::json!({"configure": ".*", "write": ".*", "read": ".*"}))
+            ),
+            201
+        );
+    });
+    let conn = amqp_login(&broker, "alice", "pw-a")
+        .await
+        .expect("alice logs in");
+    conn.close(200, "bye".into()).await.expect("close");
+    let mut opts = v4_options(broker.mqtt_addr(), "alice-v4");
+    opts.set_credentials("alice", "pw-a");
+    let (client, _) = V4Client::connect(opts).await;
+    client.disconnect().await;
+
+    // Users and permissions survive a restart; a changed password takes effect.
+    broker.restart().await;
+    let b = &broker;
+    tokio::task::block_in_place(|| {
+        assert_eq!(
+            api(b, "GET", "/api/permissions/%2F/alice", guest, None),
+            200
+        );
+        assert_eq!(
+            api(
+                b,
+                "PUT",
+                "/api/users/alice",
+                guest,
+                Some(serde_json::json!({"password": "pw-b"}))
+            ),
+            204
+        );
+    });
+    let conn = amqp_login(&broker, "alice", "pw-b")
+        .await
+        .expect("new password");
+    conn.close(200, "bye".into()).await.expect("close");
+    let err = amqp_login(&broker, "alice", "pw-a")
+        .await
+        .expect_err("old password");
+    assert_eq!(reply_code(&err), Some(403), "{err}");
+
+    // Deleting the user ends their logins.
+    let b = &broker;
+    tokio::task::block_in_place(|| {
+        assert_eq!(api(b, "DELETE", "/api/users/alice", guest, None), 204);
+        assert_eq!(api(b, "DELETE", "/api/users/alice", guest, None), 404);
+    });
+    let err = amqp_login(&broker, "alice", "pw-b")
+        .await
+        .expect_err("deleted");
+    assert_eq!(reply_code(&err), Some(403), "{err}");
+}

@@ -15,6 +15,7 @@
 //! - `overview`: `/api/overview`.
 //! - `connections`: connections (list, show, close), channels, consumers.
 //! - `exchanges`, `queues`, `bindings`: the topology, peek and publish.
+//! - `users`: users and permissions.
 //! - `definitions`: export/import in RabbitMQ's definitions format.
 //! - `metrics`: `/metrics`.
 
@@ -29,6 +30,7 @@ pub mod json;
 mod metrics;
 mod overview;
 mod queues;
+mod users;
 #[cfg(test)]
 mod tests;
 
@@ -131,6 +133,19 @@ pub fn router(state: MgmtState) -> Router {
         .route(
             "/api/bindings/{vhost}/e/{source}/e/{dest}/{props}",
             get(bindings::show_to_exchange).delete(bindings::delete_to_exchange),
+        )
+        .route("/api/users", get(users::list))
+        .route(
+            "/api/users/{name}",
+            get(users::show).put(users::put).delete(users::delete),
+        )
+        .route("/api/users/{name}/permissions", get(users::user_permissions))
+        .route("/api/permissions", get(users::list_permissions))
+        .route(
+            "/api/permissions/{vhost}/{user}",
+            get(users::show_permission)
+                .put(users::put_permission)
+                .delete(users::delete_permission),
         )
         .route(
             "/api/definitions",
