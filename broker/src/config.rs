@@ -87,6 +87,23 @@ pub struct Config {
         hide_env_values = true
     )]
     pub default_pass: String,
+    /// PEM file with the server certificate chain (server certificate first). With
+    /// `--tls-key` it turns on the AMQPS and MQTTS listeners (and HTTPS with `--http-tls`).
+    #[arg(long, env = "BROKER_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file with the private key of `--tls-cert` (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "BROKER_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Address the AMQPS (AMQP over TLS) listener binds to, when TLS is configured.
+    #[arg(long, env = "BROKER_AMQPS_LISTEN", default_value = "0.0.0.0:5671")]
+    pub amqps_listen: SocketAddr,
+    /// Address the MQTTS (MQTT over TLS) listener binds to, when TLS is configured.
+    #[arg(long, env = "BROKER_MQTTS_LISTEN", default_value = "0.0.0.0:8883")]
+    pub mqtts_listen: SocketAddr,
+    /// Serve the management API over HTTPS (on `--http-listen`, with `--tls-cert`/`--tls-key`)
+    /// instead of plain HTTP.
+    #[arg(long, env = "BROKER_HTTP_TLS")]
+    pub http_tls: bool,
     /// Largest MQTT packet accepted from clients, in bytes.
     #[arg(long, env = "BROKER_MQTT_MAX_PACKET_SIZE", default_value_t = 16 * 1024 * 1024)]
     pub mqtt_max_packet_size: usize,
@@ -168,6 +185,11 @@ impl Config {
             http_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             default_user: "guest".into(),
             default_pass: "guest".into(),
+            tls_cert: None,
+            tls_key: None,
+            amqps_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            mqtts_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_tls: false,
             mqtt_max_packet_size: 16 * 1024 * 1024,
             memory_high_watermark: None,
             heartbeat: 60,

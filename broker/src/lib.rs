@@ -7,6 +7,7 @@
 //! - [`amqp`]: the AMQP 0-9-1 listener and connection tasks.
 //! - [`mqtt`]: the MQTT front end over the same core.
 //! - [`listener`]: the accept loop all listeners share.
+//! - [`tls`]: TLS settings and handshakes for AMQPS, MQTTS and HTTPS.
 //! - [`mgmt`]: the management HTTP API and `/metrics`.
 //! - [`cli`]: the `broker` binary's entry point (logging, signals).
 //! - [`Broker`]: starts all of it and shuts it down.
@@ -20,6 +21,7 @@ pub mod listener;
 pub mod mgmt;
 pub mod model;
 pub mod mqtt;
+pub mod tls;
 
 pub use config::Config;
 
@@ -59,6 +61,19 @@ pub enum StartError {
     /// The default user could not be created or stored.
     #[error("cannot create the default user: {0}")]
     Users(String),
+    /// A TLS listener (AMQPS, MQTTS) could not be bound.
+    #[error("cannot listen for {protocol} on {addr}: {source}")]
+    BindTls {
+        /// `AMQPS` or `MQTTS`.
+        protocol: &'static str,
+        /// Address asked for.
+        addr: SocketAddr,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// The TLS certificate or key is missing, unreadable or invalid.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// The data directory could not be opened or is used by another broker.
     #[error("cannot open the data directory: {0}")]
     Storage(#[from] storage::StorageError),
@@ -71,11 +86,40 @@ pub struct Broker {
     mqtt_addr: SocketAddr,
     mqtt_ws_addr: SocketAddr,
     http_addr: SocketAddr,
+    amqps_addr: Option<SocketAddr>,
+    mqtts_addr: Option<SocketAddr>,
+    http_tls: bool,
+}
+
+/// Binds a TLS listener, mapping errors to [`StartError::BindTls`].
+async fn bind_tls(protocol: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    let err = |source| StartError::BindTls {
+        protocol,
+        addr,
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(err)?;
+    Ok(listener)
 }
 
 impl Broker {
     /// Opens storage, recovers durable state and starts the listeners.
     pub async fn start(config: Config) -> Result<Broker, StartError> {
+        // Checked first: a bad certificate must not leave a half-started broker behind.
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::TlsAcceptors::load(cert, key)?),
+            (Some(_), None) => {
+                return Err(tls::TlsError::Incomplete {
+                    given: "--tls-cert",
+                }
+                .into());
+            }
+            (None, Some(_)) => return Err(tls::TlsError::Incomplete { given: "--tls-key" }.into()),
+            (None, None) => None,
+        };
+        if config.http_tls && tls.is_none() {
+            return Err(tls::TlsError::HttpWithoutCert.into());
+        }
         let storage = storage::SledStorage::open(&config.data_dir)?;
         let high = config
             .memory_high_watermark
@@ -141,9 +185,38 @@ impl Broker {
                 addr: config.http_listen,
                 source,
             })?;
+        let (amqps_listener, mqtts_listener) = match &tls {
+            Some(_) => (
+                Some(bind_tls("AMQPS", config.amqps_listen).await?),
+                Some(bind_tls("MQTTS", config.mqtts_listen).await?),
+            ),
+            None => (None, None),
+        };
+        let local = |l: &Option<TcpListener>, protocol, addr| {
+            l.as_ref()
+                .map(|l| {
+                    l.local_addr().map_err(|source| StartError::BindTls {
+                        protocol,
+                        addr,
+                        source,
+                    })
+                })
+                .transpose()
+        };
+        let amqps_addr = local(&amqps_listener, "AMQPS", config.amqps_listen)?;
+        let mqtts_addr = local(&mqtts_listener, "MQTTS", config.mqtts_listen)?;
         core.tasks
             .spawn(amqp::listener::run(core.clone(), listener, limits));
         tracing::info!(addr = %amqp_addr, "AMQP listener ready");
+        if let (Some(tls), Some(l), Some(addr)) = (&tls, amqps_listener, amqps_addr) {
+            core.tasks.spawn(amqp::listener::run_tls(
+                core.clone(),
+                l,
+                limits,
+                tls.stream.clone(),
+            ));
+            tracing::info!(%addr, "AMQPS listener ready");
+        }
         let ws_listener = TcpListener::bind(config.mqtt_ws_listen)
             .await
             .map_err(|source| StartError::BindMqtt {
@@ -160,38 +233,88 @@ impl Broker {
             .spawn(mqtt::websocket::run(mqtt.clone(), ws_listener));
         tracing::info!(addr = %mqtt_ws_addr, path = mqtt::websocket::PATH, "MQTT WebSocket listener ready");
         mqtt.expire_recovered_sessions();
+        if let (Some(tls), Some(l), Some(addr)) = (&tls, mqtts_listener, mqtts_addr) {
+            core.tasks
+                .spawn(mqtt::listener::run_tls(mqtt.clone(), l, tls.stream.clone()));
+            tracing::info!(%addr, "MQTTS listener ready");
+        }
+        if tls.is_none() {
+            tracing::info!("TLS is off (no --tls-cert/--tls-key): no AMQPS or MQTTS listener");
+        }
         core.tasks.spawn(mqtt::listener::run(mqtt, mqtt_listener));
         tracing::info!(addr = %mqtt_addr, "MQTT listener ready");
-        let mgmt = mgmt::MgmtState::new(
-            core.clone(),
-            vec![
-                mgmt::Listener {
-                    protocol: "amqp",
-                    addr: amqp_addr,
-                },
-                mgmt::Listener {
-                    protocol: "mqtt",
-                    addr: mqtt_addr,
-                },
-                mgmt::Listener {
-                    protocol: "http/web-mqtt",
-                    addr: mqtt_ws_addr,
-                },
-                mgmt::Listener {
-                    protocol: "http",
-                    addr: http_addr,
-                },
-            ],
-        );
-        core.tasks.spawn(mgmt::serve(http_listener, mgmt));
-        tracing::info!(addr = %http_addr, "HTTP listener ready");
+        let mut listeners = vec![
+            mgmt::Listener {
+                protocol: "amqp",
+                addr: amqp_addr,
+            },
+            mgmt::Listener {
+                protocol: "mqtt",
+                addr: mqtt_addr,
+            },
+            mgmt::Listener {
+                protocol: "http/web-mqtt",
+                addr: mqtt_ws_addr,
+            },
+            mgmt::Listener {
+                protocol: if config.http_tls { "https" } else { "http" },
+                addr: http_addr,
+            },
+        ];
+        if let Some(addr) = amqps_addr {
+            listeners.push(mgmt::Listener {
+                protocol: "amqp/ssl",
+                addr,
+            });
+        }
+        if let Some(addr) = mqtts_addr {
+            listeners.push(mgmt::Listener {
+                protocol: "mqtt/ssl",
+                addr,
+            });
+        }
+        let mgmt = mgmt::MgmtState::new(core.clone(), listeners);
+        match tls.filter(|_| config.http_tls) {
+            Some(tls) => {
+                let https = tls::HttpsListener::start(&core, http_listener, tls.http).map_err(
+                    |source| StartError::BindHttp {
+                        addr: config.http_listen,
+                        source,
+                    },
+                )?;
+                core.tasks.spawn(mgmt::serve_tls(https, mgmt));
+                tracing::info!(addr = %http_addr, "HTTPS listener ready");
+            }
+            None => {
+                core.tasks.spawn(mgmt::serve(http_listener, mgmt));
+                tracing::info!(addr = %http_addr, "HTTP listener ready");
+            }
+        }
         Ok(Broker {
             core,
             amqp_addr,
             mqtt_addr,
             mqtt_ws_addr,
             http_addr,
+            amqps_addr,
+            mqtts_addr,
+            http_tls: config.http_tls,
         })
+    }
+
+    /// The address the AMQPS listener is bound to; `None` when TLS is not configured.
+    pub fn amqps_addr(&self) -> Option<SocketAddr> {
+        self.amqps_addr
+    }
+
+    /// The address the MQTTS listener is bound to; `None` when TLS is not configured.
+    pub fn mqtts_addr(&self) -> Option<SocketAddr> {
+        self.mqtts_addr
+    }
+
+    /// Whether the management API on [`Broker::http_addr`] speaks HTTPS.
+    pub fn http_tls(&self) -> bool {
+        self.http_tls
     }
 
     /// The address the AMQP listener is bound to (useful with port 0).

@@ -6,6 +6,7 @@
 //! - [`child::ChildBroker`]: the broker as a child process (SIGKILL, SIGTERM).
 //! - [`raw::RawClient`]: a frame-level AMQP peer for protocol-violation tests
 //!   that no well-behaved client library can produce.
+//! - [`tls`]: test certificates (rcgen) and TLS client configurations.
 //! - [`mqtt`]: rumqttc 3.1.1/5.0 clients driven on their own tasks, and a
 //!   packet-level MQTT peer.
 //! - Helpers: [`within`] (every await in a test is bounded, so a broken broker
@@ -20,6 +21,7 @@
 pub mod child;
 pub mod mqtt;
 pub mod raw;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -216,6 +218,8 @@ pub struct TestBroker {
     mqtt_addr: SocketAddr,
     mqtt_ws_addr: SocketAddr,
     http_addr: SocketAddr,
+    amqps_addr: Option<SocketAddr>,
+    mqtts_addr: Option<SocketAddr>,
     _dir: TempDir,
 }
 
@@ -241,6 +245,8 @@ impl TestBroker {
         let mqtt_addr = broker.mqtt_addr();
         let mqtt_ws_addr = broker.mqtt_ws_addr();
         let http_addr = broker.http_addr();
+        let amqps_addr = broker.amqps_addr();
+        let mqtts_addr = broker.mqtts_addr();
         TestBroker {
             broker: Some(broker),
             config,
@@ -248,6 +254,8 @@ impl TestBroker {
             mqtt_addr,
             mqtt_ws_addr,
             http_addr,
+            amqps_addr,
+            mqtts_addr,
             _dir: dir,
         }
     }
@@ -265,6 +273,26 @@ impl TestBroker {
     /// Address of the MQTT-over-WebSocket listener (path `/mqtt`).
     pub fn mqtt_ws_addr(&self) -> SocketAddr {
         self.mqtt_ws_addr
+    }
+
+    /// Starts a broker with TLS on (AMQPS, MQTTS; HTTPS for the API if `https`) using
+    /// `certs`.
+    pub async fn start_tls(certs: &tls::TestCerts, https: bool) -> TestBroker {
+        TestBroker::start_with(|c| {
+            certs.configure(c);
+            c.http_tls = https;
+        })
+        .await
+    }
+
+    /// Address of the AMQPS listener; panics if the broker was started without TLS.
+    pub fn amqps_addr(&self) -> SocketAddr {
+        self.amqps_addr.expect("broker started with TLS")
+    }
+
+    /// Address of the MQTTS listener; panics if the broker was started without TLS.
+    pub fn mqtts_addr(&self) -> SocketAddr {
+        self.mqtts_addr.expect("broker started with TLS")
     }
 
     /// Address of the management HTTP API (changes on [`TestBroker::restart`]).
@@ -305,6 +333,8 @@ impl TestBroker {
         self.mqtt_addr = broker.mqtt_addr();
         self.mqtt_ws_addr = broker.mqtt_ws_addr();
         self.http_addr = broker.http_addr();
+        self.amqps_addr = broker.amqps_addr();
+        self.mqtts_addr = broker.mqtts_addr();
         self.broker = Some(broker);
     }
 

@@ -17,9 +17,8 @@ use protocol_amqp::{
     PROTOCOL_HEADER, ShortStr, check_protocol_header, encode_frame, reply_code,
 };
 use rustc_hash::FxHashMap;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
@@ -33,8 +32,12 @@ use crate::core::registry::{ConnectionMeta, Counted, IoCounters, Protocol, Regis
 use crate::core::{ChannelKey, ConnEvent, ConnTx, Core, DEFAULT_VHOST};
 use crate::error::AmqpError;
 
+/// Read half of a connection's transport (TCP or TLS).
+pub(crate) type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
+/// Write half of a connection's transport.
+pub(crate) type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
 /// Frame reader of a connection.
-pub(crate) type Reader = FramedRead<Counted<OwnedReadHalf>, FrameDecoder>;
+pub(crate) type Reader = FramedRead<Counted<ReadHalf>, FrameDecoder>;
 
 /// How long we wait for close-ok after sending connection.close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -59,7 +62,7 @@ pub(crate) struct Conn {
     pub(crate) owners: FxHashMap<ChannelKey, u16>,
     /// No-ack deliveries written this round, settled once the write is done.
     pub(crate) auto_settle: Vec<(QueueHandle, ChannelKey, u64)>,
-    writer: OwnedWriteHalf,
+    writer: WriteHalf,
     pub(crate) out: BytesMut,
     last_send: Instant,
     last_recv: Instant,
@@ -75,15 +78,32 @@ pub(crate) struct Conn {
     pub(crate) registered: Option<Registered>,
 }
 
-/// Serves one accepted socket until it closes.
-pub(crate) async fn serve(
+/// Serves one accepted plain TCP socket until it closes.
+pub(crate) async fn serve(core: Arc<Core>, socket: TcpStream, peer: SocketAddr, limits: Limits) {
+    let local = socket.local_addr().unwrap_or(peer);
+    let (read_half, writer) = socket.into_split();
+    serve_transport(
+        core,
+        Box::new(read_half),
+        Box::new(writer),
+        peer,
+        local,
+        limits,
+    )
+    .await;
+}
+
+/// Serves one client over any transport (TCP, TLS) until it closes.
+pub(crate) async fn serve_transport(
     core: Arc<Core>,
-    mut socket: TcpStream,
+    mut read_half: ReadHalf,
+    mut writer: WriteHalf,
     peer: SocketAddr,
+    local: SocketAddr,
     limits: Limits,
 ) {
     let mut header = [0u8; 8];
-    match tokio::time::timeout(Duration::from_secs(10), socket.read_exact(&mut header)).await {
+    match tokio::time::timeout(Duration::from_secs(10), read_half.read_exact(&mut header)).await {
         Ok(Ok(_)) => {}
         _ => {
             tracing::debug!(%peer, "no protocol header");
@@ -92,15 +112,13 @@ pub(crate) async fn serve(
     }
     if check_protocol_header(&header).is_err() {
         tracing::info!(%peer, header = ?header, "bad protocol header; answering with ours");
-        let _ = socket.write_all(&PROTOCOL_HEADER).await;
-        let _ = socket.shutdown().await;
+        let _ = writer.write_all(&PROTOCOL_HEADER).await;
+        let _ = writer.shutdown().await;
         return;
     }
-    let local = socket.local_addr().unwrap_or(peer);
     let io = Arc::new(IoCounters::default());
     // The 8 header bytes were read before the counting reader existed.
     io.recv.fetch_add(8, std::sync::atomic::Ordering::Relaxed);
-    let (read_half, writer) = socket.into_split();
     let mut reader = FramedRead::new(
         Counted::new(read_half, io.clone()),
         FrameDecoder {
@@ -242,6 +260,8 @@ impl Conn {
                 Ok(true) => {}
                 Ok(false) => {
                     let _ = self.flush().await;
+                    // Over TLS this also sends close_notify after close-ok.
+                    let _ = self.writer.shutdown().await;
                     return;
                 }
                 Err(e) => {

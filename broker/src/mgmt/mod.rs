@@ -175,6 +175,20 @@ pub async fn serve(listener: TcpListener, state: MgmtState) {
     }
 }
 
+/// Serves the API over HTTPS until shutdown (`--http-tls`).
+pub async fn serve_tls(listener: crate::tls::HttpsListener, state: MgmtState) {
+    use axum::serve::ListenerExt;
+    let shutdown = state.core.shutdown.clone();
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    // `tap_io` makes axum hand the peer address to handlers as `ConnectInfo<SocketAddr>`.
+    if let Err(e) = axum::serve(listener.tap_io(|_| {}), app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+    {
+        tracing::error!(error = %e, "management HTTPS server failed");
+    }
+}
+
 /// Checks the vhost of a path: there is one, `/`, until vhosts become configurable.
 pub(crate) fn check_vhost(vhost: &str) -> Result<(), ApiError> {
     if vhost == crate::core::DEFAULT_VHOST {
