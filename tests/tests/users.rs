@@ -305,3 +305,142 @@ async fn users_and_permissions_managed_through_the_api() {
         .expect_err("deleted");
     assert_eq!(reply_code(&err), Some(403), "{err}");
 }
+
+/// Creates `name` (password `pw`) with the given permissions on `/` through the API.
+fn user_with(broker: &TestBroker, name: &str, configure: &str, write: &str, read: &str) {
+    let guest = ("guest", "guest");
+    let body = serde_json::json!({"password": "pw", "tags": ""});
+    assert_eq!(
+        api(
+            broker,
+            "PUT",
+            &format!("/api/users/{name}"),
+            guest,
+            Some(body)
+        ),
+        201
+    );
+    let perms = serde_json::json!({"configure": configure, "write": write, "read": read});
+    assert_eq!(
+        api(
+            broker,
+            "PUT",
+            &format!("/api/permissions/%2F/{name}"),
+            guest,
+            Some(perms)
+        ),
+        201
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqp_operations_are_checked_against_permissions() {
+    use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
+    use lapin::types::FieldTable;
+    let broker = TestBroker::start().await;
+    let b = &broker;
+    tokio::task::block_in_place(|| {
+        // May configure only "own.*", write only to amq.default, read nothing.
+        user_with(b, "limited", "^own\\.", "^amq\\.default$", "");
+    });
+    // guest makes a queue the limited user may not configure.
+    let admin = broker.connect().await;
+    let ach = admin.create_channel().await.expect("channel");
+    ach.queue_declare(
+        "theirs".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("guest declares");
+
+    let conn = amqp_login(&broker, "limited", "pw").await.expect("login");
+    let ch = conn.create_channel().await.expect("channel");
+    ch.queue_declare(
+        "own.q".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("configure allowed on own.q");
+    let err = ch
+        .queue_declare(
+            "theirs".into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect_err("configure refused");
+    assert_eq!(reply_code(&err), Some(403), "{err}");
+    assert!(
+        err.to_string()
+            .contains("access to queue 'theirs' in vhost '/' refused for user 'limited'"),
+        "{err}"
+    );
+
+    // Read refused: basic.consume on its own queue.
+    let ch = conn.create_channel().await.expect("channel");
+    let err = ch
+        .basic_consume(
+            "own.q".into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect_err("read refused");
+    assert_eq!(reply_code(&err), Some(403), "{err}");
+
+    // Write: allowed to the default exchange, refused to amq.direct (asynchronous error).
+    let ch = conn.create_channel().await.expect("channel");
+    ch.basic_publish(
+        "".into(),
+        "own.q".into(),
+        BasicPublishOptions::default(),
+        b"ok",
+        Default::default(),
+    )
+    .await
+    .expect("publish to the default exchange");
+    let mut events = conn.events_listener();
+    ch.basic_publish(
+        "amq.direct".into(),
+        "x".into(),
+        BasicPublishOptions::default(),
+        b"no",
+        Default::default(),
+    )
+    .await
+    .expect("publish sent");
+    let err = tests::next_error_event(&mut events).await;
+    assert_eq!(reply_code(&err), Some(403), "{err}");
+
+    // The allowed publish arrived (guest reads it).
+    let got = tests::get_all(&ach, "own.q").await;
+    assert_eq!(got, vec![b"ok".to_vec()]);
+
+    // Granting read takes effect on the open connection.
+    let b = &broker;
+    tokio::task::block_in_place(|| {
+        let perms = serde_json::json!({"configure": "^own\\.", "write": ".*", "read": ".*"});
+        assert_eq!(
+            api(
+                b,
+                "PUT",
+                "/api/permissions/%2F/limited",
+                ("guest", "guest"),
+                Some(perms)
+            ),
+            204
+        );
+    });
+    let ch = conn.create_channel().await.expect("channel");
+    ch.basic_consume(
+        "own.q".into(),
+        "".into(),
+        BasicConsumeOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("read now allowed");
+}

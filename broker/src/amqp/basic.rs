@@ -1,5 +1,7 @@
 //! The basic class (publish, consume, get, acks), confirm.select and the tx class.
 
+use super::access::Resource;
+use crate::core::access::Access;
 use std::sync::Arc;
 
 use protocol_amqp::{
@@ -83,6 +85,7 @@ impl Conn {
                 let ch = self.channel(channel)?;
                 let owner = ch.key;
                 let name = ch.queue_name(&m.queue)?;
+                self.check_access(Access::Read, Resource::Queue, &name)?;
                 let entry = self.core.lookup_queue(self.id, &name)?;
                 self.channel(channel)?.touch(&entry.handle);
                 let got = entry
@@ -230,6 +233,7 @@ impl Conn {
     async fn consume(&mut self, channel: u16, m: BasicConsume) -> Result<(), AmqpError> {
         let ch = self.channel(channel)?;
         let name = ch.queue_name(&m.queue)?;
+        self.check_access(Access::Read, Resource::Queue, &name)?;
         let entry = self.core.lookup_queue(self.id, &name)?;
         let tag = if m.consumer_tag.is_empty() {
             ShortStr::new(random_name("amq.ctag-"))
@@ -303,6 +307,7 @@ impl Conn {
                 "immediate=true",
             ));
         }
+        self.check_access(Access::Write, Resource::Exchange, m.exchange.as_str())?;
         let topo = self.core.topology();
         if !m.exchange.is_empty() {
             match topo.exchanges.get(m.exchange.as_str()) {

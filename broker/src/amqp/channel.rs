@@ -1,5 +1,7 @@
 //! Channel state and the channel, exchange and queue methods.
 
+use super::access::Resource;
+use crate::core::access::Access;
 use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
@@ -216,6 +218,9 @@ impl Conn {
                 self.send_method(channel, protocol_amqp::AccessRequestOk { ticket: 1 }.into());
             }
             Method::ExchangeDeclare(m) => {
+                if !m.passive {
+                    self.check_access(Access::Configure, Resource::Exchange, m.exchange.as_str())?;
+                }
                 self.core
                     .declare_exchange(ExchangeDeclare {
                         name: m.exchange.into_string(),
@@ -232,6 +237,7 @@ impl Conn {
                 }
             }
             Method::ExchangeDelete(m) => {
+                self.check_access(Access::Configure, Resource::Exchange, m.exchange.as_str())?;
                 self.core
                     .delete_exchange(m.exchange.as_str(), m.if_unused)
                     .await?;
@@ -241,10 +247,12 @@ impl Conn {
             }
             Method::ExchangeBind(m) => {
                 let binding = Binding {
-                    destination: Destination::Exchange(m.destination.into_string()),
+                    destination: Destination::Exchange(m.destination.clone().into_string()),
                     routing_key: m.routing_key.into_string(),
                     arguments: m.arguments,
                 };
+                self.check_access(Access::Write, Resource::Exchange, m.destination.as_str())?;
+                self.check_access(Access::Read, Resource::Exchange, m.source.as_str())?;
                 self.core.bind(self.id, m.source.as_str(), binding).await?;
                 if !m.nowait {
                     self.send_method(channel, ExchangeBindOk {}.into());
@@ -252,10 +260,12 @@ impl Conn {
             }
             Method::ExchangeUnbind(m) => {
                 let binding = Binding {
-                    destination: Destination::Exchange(m.destination.into_string()),
+                    destination: Destination::Exchange(m.destination.clone().into_string()),
                     routing_key: m.routing_key.into_string(),
                     arguments: m.arguments,
                 };
+                self.check_access(Access::Write, Resource::Exchange, m.destination.as_str())?;
+                self.check_access(Access::Read, Resource::Exchange, m.source.as_str())?;
                 self.core
                     .unbind(self.id, m.source.as_str(), binding)
                     .await?;
@@ -264,12 +274,23 @@ impl Conn {
                 }
             }
             Method::QueueDeclare(m) => {
+                let requested = m.queue.into_string();
+                if !m.passive {
+                    // The core names server-named queues `amq.gen-` + random; the check sees
+                    // a name of that form, as RabbitMQ checks the generated name.
+                    let checked = if requested.is_empty() {
+                        crate::core::ops::random_name("amq.gen-")
+                    } else {
+                        requested.clone()
+                    };
+                    self.check_access(Access::Configure, Resource::Queue, &checked)?;
+                }
                 let (name, stats) = self
                     .core
                     .declare_queue(
                         self.id,
                         QueueDeclare {
-                            name: m.queue.into_string(),
+                            name: requested,
                             passive: m.passive,
                             durable: m.durable,
                             exclusive: m.exclusive,
@@ -295,6 +316,8 @@ impl Conn {
             }
             Method::QueueBind(m) => {
                 let queue = self.channel(channel)?.queue_name(&m.queue)?;
+                self.check_access(Access::Write, Resource::Queue, &queue)?;
+                self.check_access(Access::Read, Resource::Exchange, m.exchange.as_str())?;
                 let binding = Binding {
                     destination: Destination::Queue(queue),
                     routing_key: m.routing_key.into_string(),
@@ -309,6 +332,8 @@ impl Conn {
             }
             Method::QueueUnbind(m) => {
                 let queue = self.channel(channel)?.queue_name(&m.queue)?;
+                self.check_access(Access::Write, Resource::Queue, &queue)?;
+                self.check_access(Access::Read, Resource::Exchange, m.exchange.as_str())?;
                 let binding = Binding {
                     destination: Destination::Queue(queue),
                     routing_key: m.routing_key.into_string(),
@@ -321,6 +346,7 @@ impl Conn {
             }
             Method::QueuePurge(m) => {
                 let queue = self.channel(channel)?.queue_name(&m.queue)?;
+                self.check_access(Access::Read, Resource::Queue, &queue)?;
                 let entry = self.core.lookup_queue(self.id, &queue)?;
                 let message_count = entry
                     .handle
@@ -333,6 +359,7 @@ impl Conn {
             }
             Method::QueueDelete(m) => {
                 let queue = self.channel(channel)?.queue_name(&m.queue)?;
+                self.check_access(Access::Configure, Resource::Queue, &queue)?;
                 let message_count = self
                     .core
                     .delete_queue(self.id, &queue, m.if_unused, m.if_empty)

@@ -70,6 +70,9 @@ pub(crate) struct Conn {
     pub(crate) publish_blocked: bool,
     /// User name from connection.start-ok.
     pub(crate) user: String,
+    /// The user's permissions in the vhost, and the user store's generation they were read at
+    /// (read again when it changes, so permission changes apply to open connections).
+    pub(crate) permission: Option<(u64, Arc<crate::core::access::Permission>)>,
     /// The client's `connection_name` property.
     pub(crate) client_name: Option<String>,
     /// Bytes in and out of the socket.
@@ -146,6 +149,7 @@ pub(crate) async fn serve_transport(
         last_recv: now,
         publish_blocked: false,
         user: String::new(),
+        permission: None,
         client_name: None,
         io,
         registered: None,

@@ -9,6 +9,7 @@
 //! - `basic`: the basic class (publish, consume, get, ack) and tx/confirm.
 //! - `confirms`: publisher-confirm bookkeeping.
 
+mod access;
 mod basic;
 mod channel;
 mod codec;

@@ -193,6 +193,8 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct AccessControl {
     inner: RwLock<Inner>,
+    /// Bumped on every change, so connections know when to read their permissions again.
+    generation: std::sync::atomic::AtomicU64,
     /// The configured default user, whom anonymous MQTT clients act as.
     default_user: RwLock<String>,
 }
@@ -205,7 +207,14 @@ impl AccessControl {
         }
     }
 
+    /// Changes so far (any user or permission).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         match self.inner.write() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
