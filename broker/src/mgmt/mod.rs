@@ -30,9 +30,9 @@ pub mod json;
 mod metrics;
 mod overview;
 mod queues;
-mod users;
 #[cfg(test)]
 mod tests;
+mod users;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -139,7 +139,10 @@ pub fn router(state: MgmtState) -> Router {
             "/api/users/{name}",
             get(users::show).put(users::put).delete(users::delete),
         )
-        .route("/api/users/{name}/permissions", get(users::user_permissions))
+        .route(
+            "/api/users/{name}/permissions",
+            get(users::user_permissions),
+        )
         .route("/api/permissions", get(users::list_permissions))
         .route(
             "/api/permissions/{vhost}/{user}",

@@ -111,12 +111,10 @@ pub(crate) async fn put(
                 "give either password or password_hash, not both",
             ));
         }
-        (Some(p), None) => {
-            tokio::task::spawn_blocking(move || hash_password(&p))
-                .await
-                .map_err(|e| ApiError::internal(e.to_string()))?
-                .map_err(|e| ApiError::internal(e.to_string()))?
-        }
+        (Some(p), None) => tokio::task::spawn_blocking(move || hash_password(&p))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(|e| ApiError::internal(e.to_string()))?,
         (None, Some(h)) => h,
         (None, None) => existing
             .as_ref()
@@ -125,7 +123,10 @@ pub(crate) async fn put(
     };
     let tags = match body.tags {
         Some(t) => parse_tags(Some(&t))?,
-        None => existing.as_ref().map(|u| u.tags.clone()).unwrap_or_default(),
+        None => existing
+            .as_ref()
+            .map(|u| u.tags.clone())
+            .unwrap_or_default(),
     };
     s.core
         .put_user(User {
@@ -201,7 +202,9 @@ pub(crate) async fn show_permission(
 ) -> Result<Json<Value>, ApiError> {
     check_vhost(&vhost)?;
     let p = s.core.access.permission(&user, &vhost).ok_or_else(|| {
-        ApiError::not_found(format!("no permissions for user '{user}' in vhost '{vhost}'"))
+        ApiError::not_found(format!(
+            "no permissions for user '{user}' in vhost '{vhost}'"
+        ))
     })?;
     Ok(Json(permission_json(&user, &vhost, &p)))
 }
@@ -225,8 +228,7 @@ pub(crate) async fn put_permission(
     if s.core.access.user(&user).is_none() {
         return Err(ApiError::not_found(format!("no user '{user}'")));
     }
-    let (Some(configure), Some(write), Some(read)) = (body.configure, body.write, body.read)
-    else {
+    let (Some(configure), Some(write), Some(read)) = (body.configure, body.write, body.read) else {
         return Err(ApiError::bad_request(
             "configure, write and read are all required",
         ));
