@@ -444,3 +444,85 @@ async fn amqp_operations_are_checked_against_permissions() {
     .await
     .expect("read now allowed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_publish_and_subscribe_are_checked_on_amq_topic() {
+    use rumqttc::v5::mqttbytes::v5 as v5p;
+    let broker = TestBroker::start().await;
+    let b = &broker;
+    tokio::task::block_in_place(|| {
+        user_with(b, "reader", ".*", "^mqtt-subscription-", "^amq\\.topic$");
+        user_with(b, "writer", ".*", ".*", "^mqtt-subscription-");
+    });
+    // 5.0: no write on amq.topic, so a QoS 1 publish gets PUBACK 0x87; read is granted.
+    let mut opts = v5_options(broker.mqtt_addr(), "reader-5");
+    opts.set_credentials("reader", "pw");
+    let (mut reader, _) = V5Client::connect(opts).await;
+    reader
+        .subscribe("t/#", rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
+        .await;
+    reader
+        .client
+        .publish(
+            "t/1",
+            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+            false,
+            b"x".to_vec(),
+        )
+        .await
+        .expect("publish sent");
+    let reason = reader
+        .wait_for("PUBACK", |p| match p {
+            v5p::Packet::PubAck(a) => Some(a.reason),
+            _ => None,
+        })
+        .await;
+    assert_eq!(reason, v5p::PubAckReason::NotAuthorized);
+
+    // No read on amq.topic: SUBACK 0x87 (5.0) / 0x80 (3.1.1).
+    let mut opts = v5_options(broker.mqtt_addr(), "writer-5");
+    opts.set_credentials("writer", "pw");
+    let (mut writer, _) = V5Client::connect(opts).await;
+    let codes = writer
+        .subscribe_with(
+            vec![v5p::Filter::new(
+                "t/#",
+                rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+            )],
+            None,
+        )
+        .await;
+    assert_eq!(codes, vec![v5p::SubscribeReasonCode::NotAuthorized]);
+    // Its publishes are allowed and reach the reader.
+    writer
+        .publish(
+            "t/2",
+            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+            false,
+            b"ok".to_vec(),
+        )
+        .await;
+    let p = reader.next_publish().await;
+    assert_eq!(&p.payload[..], b"ok");
+
+    let mut opts = v4_options(broker.mqtt_addr(), "writer-4");
+    opts.set_credentials("writer", "pw");
+    let (mut w4, _) = V4Client::connect(opts).await;
+    let codes = w4
+        .subscribe_many(&[("t/#", rumqttc::QoS::AtLeastOnce)])
+        .await;
+    assert_eq!(codes, vec![rumqttc::SubscribeReasonCode::Failure]);
+
+    // 3.1.1 has no refusal for a publish: the reader's 3.1.1 publish ends its connection.
+    let mut opts = v4_options(broker.mqtt_addr(), "reader-4");
+    opts.set_credentials("reader", "pw");
+    let (mut r4, _) = V4Client::connect(opts).await;
+    r4.client
+        .publish("t/3", rumqttc::QoS::AtMostOnce, false, b"no".to_vec())
+        .await
+        .expect("publish sent");
+    r4.closed().await;
+    reader
+        .assert_no_publish(std::time::Duration::from_millis(300))
+        .await;
+}

@@ -80,6 +80,8 @@ pub(crate) struct MqttConn {
     pub peer: SocketAddr,
     /// The authenticated user (the default user for anonymous clients).
     pub user: String,
+    /// The user's permissions in the vhost and the user store generation they were read at.
+    pub permission: Option<(u64, Arc<crate::core::access::Permission>)>,
     pub version: ProtocolVersion,
     pub client_id: Arc<str>,
     pub owner: ChannelKey,
@@ -175,6 +177,7 @@ pub(crate) async fn serve(
         shared,
         peer,
         user: String::new(),
+        permission: None,
         version: connect.version,
         client_id: Arc::from(""),
         tx,
@@ -231,6 +234,25 @@ pub(crate) async fn serve(
 }
 
 impl MqttConn {
+    /// Whether the user has `access` on `amq.topic`, where MQTT topics live (RabbitMQ's MQTT
+    /// plugin: write to publish, read to subscribe).
+    pub(crate) fn topic_access(&mut self, access: crate::core::access::Access) -> bool {
+        let generation = self.shared.core.access.generation();
+        let permission = match &self.permission {
+            Some((g, p)) if *g == generation => Some(p.clone()),
+            _ => {
+                let p = self
+                    .shared
+                    .core
+                    .access
+                    .permission(&self.user, DEFAULT_VHOST);
+                self.permission = p.clone().map(|p| (generation, p));
+                p
+            }
+        };
+        permission.is_some_and(|p| p.allows(access, "amq.topic"))
+    }
+
     /// Queues a packet for the next write.
     pub(crate) fn send(&mut self, packet: &Packet) {
         if let Err(e) = encode(packet, self.version, &mut self.out) {

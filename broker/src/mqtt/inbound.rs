@@ -49,6 +49,19 @@ impl MqttConn {
             None => p.topic.clone(),
         };
         let packet_id = p.packet_id;
+        if !self.topic_access(crate::core::access::Access::Write) {
+            tracing::warn!(client_id = %self.client_id, user = %self.user, "publish refused: no write permission on amq.topic");
+            match packet_id {
+                Some(id) if v5 => {
+                    self.send_ack(id, p.qos, ReasonCode::NOT_AUTHORIZED);
+                    return None;
+                }
+                _ => {
+                    self.disconnect(ReasonCode::NOT_AUTHORIZED);
+                    return Some(End::Abnormal);
+                }
+            }
+        }
         if p.qos == QoS::ExactlyOnce {
             let id = packet_id?;
             if self.inbound_qos2.on_publish(id) == Qos2Publish::Duplicate {

@@ -121,8 +121,13 @@ impl MqttConn {
         let id = s.properties.subscription_identifier;
         let mut codes = Vec::with_capacity(s.filters.len());
         let mut retained_for = Vec::new();
+        let may_read = self.topic_access(crate::core::access::Access::Read);
         for sub in &s.filters {
             let code = match sub.filter.shared() {
+                _ if !may_read => {
+                    tracing::warn!(client_id = %self.client_id, user = %self.user, "subscribe refused: no read permission on amq.topic");
+                    self.failure(ReasonCode::NOT_AUTHORIZED)
+                }
                 Err(_) => self.failure(ReasonCode::TOPIC_FILTER_INVALID),
                 Ok(Some(shared)) => {
                     if sub.options.no_local {
