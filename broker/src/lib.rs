@@ -120,7 +120,7 @@ impl Broker {
         if config.http_tls && tls.is_none() {
             return Err(tls::TlsError::HttpWithoutCert.into());
         }
-        let storage = storage::SledStorage::open(&config.data_dir)?;
+        let storage = storage::SegmentStorage::open(&config.data_dir)?;
         let high = config
             .memory_high_watermark
             .unwrap_or_else(core::memory::default_high_watermark);

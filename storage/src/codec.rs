@@ -1,7 +1,10 @@
-//! Binary encoding of a [`StoredMessage`] as a sled key and value.
+//! Binary encoding of a [`StoredMessage`]: the payload of a segment-log
+//! record (see `record.rs` for the framing around it), and the key and value
+//! of the sled trees that held queue logs before the segment store (read once,
+//! when such a data dir is migrated).
 //!
-//! Key: the sequence number as a big-endian `u64`, so that byte order is seq
-//! order: appends land on the rightmost leaf and iteration is in log order.
+//! Key (sled only): the sequence number as a big-endian `u64`, so that byte
+//! order was seq order.
 //!
 //! Value (all integers big-endian):
 //!
@@ -12,7 +15,8 @@
 //! +---------+--------+----------+--------+-------------+--------+------------+--------+------+
 //! ```
 //!
-//! The sequence number is not repeated in the value; it is the key. Written by
+//! The sequence number is not in the value (it is the sled key, or a field of
+//! the segment record's header). Written by
 //! hand rather than with serde so the format is explicit, compact (no field
 //! names, no varint tricks) and its decoder can reject any damage without
 //! panicking.
@@ -27,12 +31,14 @@ pub const VERSION: u8 = 1;
 /// Length of the fixed part of a value: version + two `u8` and two `u32` lengths.
 const HEADER_LEN: usize = 1 + 1 + 1 + 4 + 4;
 
-/// The sled key of a message: its sequence number in big-endian order.
+/// The legacy sled key of a message: its sequence number in big-endian order
+/// (only tests write legacy data dirs now).
+#[cfg(test)]
 pub fn encode_key(seq: SeqNo) -> [u8; 8] {
     seq.to_be_bytes()
 }
 
-/// Reads a sequence number back from a sled key.
+/// Reads a sequence number back from a legacy sled key.
 pub fn decode_key(key: &[u8]) -> Result<SeqNo, StorageError> {
     let bytes: [u8; 8] = key.try_into().map_err(|_| {
         StorageError::Corrupt(format!("message key has {} bytes, expected 8", key.len()))
@@ -61,19 +67,28 @@ fn long_len(what: &str, b: &[u8]) -> Result<u32, StorageError> {
     })
 }
 
-/// Encodes everything but the sequence number (which is the key).
+/// Encodes everything but the sequence number into a new buffer.
+#[cfg(test)]
 pub fn encode_value(msg: &StoredMessage) -> Result<Vec<u8>, StorageError> {
+    let mut out = Vec::with_capacity(encoded_len(msg));
+    encode_value_into(msg, &mut out)?;
+    Ok(out)
+}
+
+/// Length of [`encode_value`]'s output for `msg`.
+pub fn encoded_len(msg: &StoredMessage) -> usize {
+    HEADER_LEN + msg.exchange.len() + msg.routing_key.len() + msg.properties.len() + msg.body.len()
+}
+
+/// Appends the encoding of [`encode_value`] to `out`, so a segment log can
+/// frame a whole batch in one buffer without an allocation per message.
+/// Nothing is appended when the message does not fit the format.
+pub fn encode_value_into(msg: &StoredMessage, out: &mut Vec<u8>) -> Result<(), StorageError> {
     let ex_len = short_len("exchange", &msg.exchange)?;
     let rk_len = short_len("routing key", &msg.routing_key)?;
     let pr_len = long_len("properties", &msg.properties)?;
     let bd_len = long_len("body", &msg.body)?;
-    let mut out = Vec::with_capacity(
-        HEADER_LEN
-            + msg.exchange.len()
-            + msg.routing_key.len()
-            + msg.properties.len()
-            + msg.body.len(),
-    );
+    out.reserve(encoded_len(msg));
     out.push(VERSION);
     out.push(ex_len);
     out.extend_from_slice(msg.exchange.as_bytes());
@@ -83,7 +98,7 @@ pub fn encode_value(msg: &StoredMessage) -> Result<Vec<u8>, StorageError> {
     out.extend_from_slice(&msg.properties);
     out.extend_from_slice(&bd_len.to_be_bytes());
     out.extend_from_slice(&msg.body);
-    Ok(out)
+    Ok(())
 }
 
 /// Decodes a value written by [`encode_value`].

@@ -1,6 +1,13 @@
 //! Durable state of the broker: durable topology (exchanges, queues,
 //! bindings) and, per durable queue, a log of its persistent messages.
 //!
+//! The disk store, [`SegmentStorage`], keeps message bodies in per-queue
+//! append-only segment files (length + CRC32 framed records, an ack file per
+//! segment, a segment deleted once all its messages are gone) and keeps only
+//! metadata (definitions, queue ids) in sled, the embedded store: sled copies
+//! a tree node per insert and remove, which is fine for rare declares and far
+//! too slow for every message.
+//!
 //! Transient data never comes here. A message is appended when a durable
 //! queue accepts it as persistent and removed when it is acknowledged; the
 //! publisher confirm goes out only after a [`Storage::sync`] that follows the
@@ -15,17 +22,24 @@
 //! lib.rs          the Storage trait, re-exports
 //! model.rs        data types: QueueKey, SeqNo, StoredMessage, Definitions and its parts
 //! error.rs        StorageError
-//! codec.rs        hand-written binary encoding of a StoredMessage (sled key + value)
+//! codec.rs        hand-written binary encoding of a StoredMessage (record payload, legacy sled value)
+//! record.rs       framing of a record in a segment file (len, seq, CRC32) and the recovery scan
+//! segment_log.rs  QueueLog: one queue's directory of segment + ack files
+//! dirty.rs        files and dirs written since the last sync (what the next fsync covers)
+//! segment_store.rs SegmentStorage: <dir>/LOCK, sled at <dir>/sled for metadata,
+//!                 <dir>/queues/<id>/ for logs; migrates sled-only data dirs
 //! memory.rs       MemoryStorage: everything in a Mutex, for tests and data-dir-less runs
-//! sled_store.rs   SledStorage: <dir>/LOCK + sled at <dir>/sled, one tree per queue log
 //! conformance.rs  (hidden) the behaviour every Storage must have, as a reusable test suite
 //! ```
 
 mod codec;
+mod dirty;
 mod error;
 mod memory;
 mod model;
-mod sled_store;
+mod record;
+mod segment_log;
+mod segment_store;
 
 #[doc(hidden)]
 pub mod conformance;
@@ -36,7 +50,19 @@ pub use model::{
     BindingDef, Definitions, ExchangeDef, PermissionDef, QueueDef, QueueKey, SeqNo, StoredMessage,
     UserDef,
 };
-pub use sled_store::SledStorage;
+pub use segment_store::SegmentStorage;
+
+/// Counters of a store's durability work, for benchmarks and stats: messages
+/// appended per sync is the group-commit batch size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StorageStats {
+    /// Calls of [`Storage::sync`].
+    pub syncs: u64,
+    /// Files fsynced by those calls (directories and sled not counted).
+    pub files_synced: u64,
+    /// Messages appended.
+    pub messages_appended: u64,
+}
 
 /// What the broker needs from durable storage.
 ///
@@ -78,4 +104,8 @@ pub trait Storage: Send + Sync + 'static {
     fn sync(&self) -> Result<(), StorageError>;
     /// Approximate bytes on disk, for stats; 0 for memory.
     fn size_on_disk(&self) -> u64;
+    /// Durability counters; all zero for a store that does not count.
+    fn stats(&self) -> StorageStats {
+        StorageStats::default()
+    }
 }

@@ -1,6 +1,6 @@
 //! The shared conformance suite against both stores.
 
-use storage::{MemoryStorage, SledStorage, conformance};
+use storage::{MemoryStorage, SegmentStorage, conformance};
 
 #[test]
 fn memory_storage_conforms() {
@@ -9,7 +9,7 @@ fn memory_storage_conforms() {
 }
 
 #[test]
-fn sled_storage_conforms() {
+fn segment_storage_conforms() {
     let dir = tempfile::tempdir().unwrap();
-    conformance::run_all(|| SledStorage::open(dir.path()).unwrap());
+    conformance::run_all(|| SegmentStorage::open(dir.path()).unwrap());
 }

@@ -1,4 +1,4 @@
-//! How many persistent messages per second one sled store takes for a given
+//! How many persistent messages per second one segment store takes for a given
 //! group-commit size. A measurement to print, not a test that can fail:
 //!
 //! `cargo test -p storage --release -- --ignored --nocapture`
@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use storage::{QueueKey, SledStorage, Storage, StoredMessage};
+use storage::{QueueKey, SegmentStorage, Storage, StoredMessage};
 
 const MESSAGES: u32 = 20_000;
 const BODY: usize = 1024;
@@ -19,7 +19,7 @@ fn group_commit_curve() {
     println!("appending {MESSAGES} messages of {BODY} B, one append call each");
     for every in [1u64, 16, 128, 1024] {
         let dir = tempfile::tempdir().unwrap();
-        let store = SledStorage::open(dir.path()).unwrap();
+        let store = SegmentStorage::open(dir.path()).unwrap();
         let q = QueueKey::new("/", "bench");
         let start = Instant::now();
         for seq in 1..=u64::from(MESSAGES) {

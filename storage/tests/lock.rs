@@ -1,14 +1,14 @@
 //! One data dir, one broker: the `<dir>/LOCK` file.
 
-use storage::{QueueKey, SledStorage, Storage, StorageError, StoredMessage};
+use storage::{QueueKey, SegmentStorage, Storage, StorageError, StoredMessage};
 
 #[test]
 fn second_open_of_a_dir_is_locked_until_the_first_is_dropped() {
     let dir = tempfile::tempdir().unwrap();
-    let first = SledStorage::open(dir.path()).unwrap();
+    let first = SegmentStorage::open(dir.path()).unwrap();
     assert!(dir.path().join("LOCK").exists());
 
-    match SledStorage::open(dir.path()) {
+    match SegmentStorage::open(dir.path()) {
         Err(StorageError::Locked { path }) => assert_eq!(path, dir.path()),
         other => panic!("expected Locked, got {other:?}"),
     }
@@ -27,7 +27,7 @@ fn second_open_of_a_dir_is_locked_until_the_first_is_dropped() {
     assert_eq!(first.recover(&q).unwrap(), vec![m.clone()]);
     drop(first);
 
-    let again = SledStorage::open(dir.path()).unwrap();
+    let again = SegmentStorage::open(dir.path()).unwrap();
     assert_eq!(again.recover(&q).unwrap(), vec![m]);
 }
 
@@ -38,7 +38,7 @@ fn immediate_reopen_after_writes_succeeds() {
     let dir = tempfile::tempdir().unwrap();
     let q = QueueKey::new("/", "q");
     for seq in 1..=50u64 {
-        let s = SledStorage::open(dir.path()).unwrap();
+        let s = SegmentStorage::open(dir.path()).unwrap();
         assert_eq!(
             s.recover(&q).unwrap().len(),
             usize::try_from(seq - 1).unwrap()
@@ -61,7 +61,7 @@ fn unusable_dir_is_an_io_error_naming_the_path() {
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, b"x").unwrap();
     let data = file.join("data");
-    match SledStorage::open(&data) {
+    match SegmentStorage::open(&data) {
         Err(StorageError::Io { path, .. }) => assert_eq!(path, data),
         other => panic!("expected Io, got {other:?}"),
     }

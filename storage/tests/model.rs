@@ -1,5 +1,7 @@
-//! Model-based test: random operations on a `SledStorage`, including syncs and
-//! reopens, checked against a `BTreeMap` per queue.
+//! Model-based test: random operations on a `SegmentStorage`, including syncs and
+//! reopens, checked against a `BTreeMap` per queue. Run with the normal segment
+//! size and with tiny segments, so rollover, deletion of fully acknowledged
+//! segments and acks into older segments happen all the time.
 //!
 //! A seeded xorshift generator instead of proptest (not a dependency of this
 //! crate): a failure prints its seed and step, and rerunning with that seed
@@ -8,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use storage::{QueueKey, SeqNo, SledStorage, Storage, StoredMessage};
+use storage::{QueueKey, SegmentStorage, SeqNo, Storage, StoredMessage};
 
 /// xorshift64*: tiny, deterministic, good enough to pick operations.
 struct Rng(u64);
@@ -58,7 +60,7 @@ fn message(seq: SeqNo, rng: &mut Rng) -> StoredMessage {
     }
 }
 
-fn run(seed: u64, steps: usize) {
+fn run(seed: u64, steps: usize, segment_size: u64) {
     let dir = tempfile::tempdir().unwrap();
     let queues = [
         QueueKey::new("a/b", "c"),
@@ -72,7 +74,8 @@ fn run(seed: u64, steps: usize) {
     // (a redeclared queue starts over), so restart there half of the time.
     let mut next_seq: Vec<SeqNo> = vec![1; queues.len()];
     let mut rng = Rng(seed | 1);
-    let mut store = Some(SledStorage::open(dir.path()).unwrap());
+    let open = || SegmentStorage::open_with_segment_size(dir.path(), segment_size);
+    let mut store = Some(open().unwrap());
 
     for step in 0..steps {
         let q = rng.index(queues.len());
@@ -142,7 +145,7 @@ fn run(seed: u64, steps: usize) {
                 // Only synced state is promised to survive, so sync first.
                 s.sync().expect(&ctx);
                 drop(store.take());
-                let s = SledStorage::open(dir.path()).expect(&ctx);
+                let s = open().expect(&ctx);
                 for (i, q) in queues.iter().enumerate() {
                     let got = s.recover(q).expect(&ctx);
                     let want: Vec<StoredMessage> = model[i].values().cloned().collect();
@@ -158,8 +161,9 @@ fn run(seed: u64, steps: usize) {
 }
 
 #[test]
-fn sled_matches_model() {
+fn segment_store_matches_model() {
     for seed in [1, 2, 3, 0xDEAD_BEEF] {
-        run(seed, 1500);
+        run(seed, 1500, 8 * 1024 * 1024);
+        run(seed, 1500, 4096);
     }
 }

@@ -1,0 +1,239 @@
+//! The segment store's own failure modes: crashes mid-write, damaged
+//! records, segment rollover and deletion, acks after a restart.
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use storage::{QueueKey, SegmentStorage, SeqNo, Storage, StoredMessage};
+
+fn msg(seq: SeqNo) -> StoredMessage {
+    StoredMessage {
+        seq,
+        exchange: "amq.direct".into(),
+        routing_key: "q".into(),
+        properties: Bytes::from_static(&[0x80, 0, 2]),
+        body: Bytes::from(vec![u8::try_from(seq % 251).unwrap(); 1000]),
+    }
+}
+
+fn msgs(seqs: impl IntoIterator<Item = SeqNo>) -> Vec<StoredMessage> {
+    seqs.into_iter().map(msg).collect()
+}
+
+fn seqs(got: &[StoredMessage]) -> Vec<SeqNo> {
+    got.iter().map(|m| m.seq).collect()
+}
+
+/// Files of a queue's directory with the given extension, in name order.
+fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    v.sort();
+    v
+}
+
+fn q() -> QueueKey {
+    QueueKey::new("/", "q")
+}
+
+#[test]
+fn a_torn_tail_is_cut_and_earlier_records_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SegmentStorage::open(dir.path()).unwrap();
+    s.append(&q(), &msgs(1..=5)).unwrap();
+    s.sync().unwrap();
+    let qdir = s.queue_dir(&q()).unwrap();
+    drop(s);
+
+    let seg = files(&qdir, "seg").remove(0);
+    let len = std::fs::metadata(&seg).unwrap().len();
+    // Cut the last record in half, as a crash mid-write would.
+    OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(len - 500)
+        .unwrap();
+
+    let s = SegmentStorage::open(dir.path()).unwrap();
+    let got = s.recover(&q()).unwrap();
+    assert_eq!(got, msgs(1..=4));
+    assert!(
+        std::fs::metadata(&seg).unwrap().len() < len - 500,
+        "torn bytes truncated"
+    );
+    // The log goes on: new appends and a reopen see a clean file.
+    s.append(&q(), &msgs(6..=7)).unwrap();
+    s.sync().unwrap();
+    drop(s);
+    let s = SegmentStorage::open(dir.path()).unwrap();
+    assert_eq!(seqs(&s.recover(&q()).unwrap()), [1, 2, 3, 4, 6, 7]);
+}
+
+#[test]
+fn a_header_cut_short_and_trailing_zeros_are_torn_tails() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SegmentStorage::open(dir.path()).unwrap();
+    s.append(&q(), &msgs(1..=2)).unwrap();
+    s.sync().unwrap();
+    let qdir = s.queue_dir(&q()).unwrap();
+    drop(s);
+    let seg = files(&qdir, "seg").remove(0);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes.extend_from_slice(&[7, 0, 0]); // three bytes of a next header
+    std::fs::write(&seg, &bytes).unwrap();
+    let s = SegmentStorage::open(dir.path()).unwrap();
+    assert_eq!(s.recover(&q()).unwrap(), msgs(1..=2));
+    drop(s);
+
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes.extend_from_slice(&[0; 4096]); // extended by the file system, never written
+    std::fs::write(&seg, &bytes).unwrap();
+    let s = SegmentStorage::open(dir.path()).unwrap();
+    assert_eq!(s.recover(&q()).unwrap(), msgs(1..=2));
+}
+
+#[test]
+fn a_damaged_record_in_the_middle_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SegmentStorage::open(dir.path()).unwrap();
+    s.append(&q(), &msgs(1..=3)).unwrap();
+    s.sync().unwrap();
+    let qdir = s.queue_dir(&q()).unwrap();
+    drop(s);
+
+    let seg = files(&qdir, "seg").remove(0);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let record = bytes.len() / 3;
+    bytes[record + record / 2] ^= 0x55; // inside the second body
+    std::fs::write(&seg, &bytes).unwrap();
+
+    let s = SegmentStorage::open(dir.path()).unwrap();
+    assert_eq!(seqs(&s.recover(&q()).unwrap()), [1, 3]);
+    // Acks still work around the damage.
+    s.remove(&q(), &[3]).unwrap();
+    s.sync().unwrap();
+    drop(s);
+    let s = SegmentStorage::open(dir.path()).unwrap();
+    assert_eq!(seqs(&s.recover(&q()).unwrap()), [1]);
+}
+
+#[test]
+fn segments_roll_over_and_fully_acked_ones_are_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    // Four 1 KiB messages per segment: 1-4, 5-8, 9-12, 13-16, 17-20.
+    let s = SegmentStorage::open_with_segment_size(dir.path(), 4000).unwrap();
+    for seq in 1..=20 {
+        s.append(&q(), &msgs([seq])).unwrap();
+    }
+    s.sync().unwrap();
+    let qdir = s.queue_dir(&q()).unwrap();
+    assert_eq!(files(&qdir, "seg").len(), 5);
+    assert_eq!(s.segment_count(&q()).unwrap(), 5);
+
+    // Ack the first two segments completely and half of the third (9, 10).
+    s.remove(&q(), &(1..=10).collect::<Vec<_>>()).unwrap();
+    s.sync().unwrap();
+    assert_eq!(files(&qdir, "seg").len(), 3, "two segments deleted");
+    assert_eq!(files(&qdir, "ack").len(), 1, "their ack files too");
+    assert_eq!(
+        seqs(&s.recover(&q()).unwrap()),
+        (11..=20).collect::<Vec<_>>()
+    );
+
+    // Acks out of order, across segments: the third and the (full) last
+    // segment go, the fourth keeps 13 and 14.
+    s.remove(&q(), &[20, 11, 15, 12, 16, 17, 18, 19]).unwrap();
+    assert_eq!(files(&qdir, "seg").len(), 1);
+    drop(s);
+    let s = SegmentStorage::open_with_segment_size(dir.path(), 4000).unwrap();
+    assert_eq!(seqs(&s.recover(&q()).unwrap()), [13, 14]);
+    s.remove(&q(), &[13, 14]).unwrap();
+    drop(s);
+    let s = SegmentStorage::open_with_segment_size(dir.path(), 4000).unwrap();
+    assert!(s.recover(&q()).unwrap().is_empty());
+    assert!(files(&qdir, "seg").is_empty(), "all segments deleted");
+    assert!(files(&qdir, "ack").is_empty());
+}
+
+#[test]
+fn acks_after_a_reopen_apply_to_the_old_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SegmentStorage::open(dir.path()).unwrap();
+    s.append(&q(), &msgs(1..=10)).unwrap();
+    s.remove(&q(), &[2]).unwrap();
+    s.sync().unwrap();
+    drop(s);
+
+    let s = SegmentStorage::open(dir.path()).unwrap();
+    assert_eq!(s.recover(&q()).unwrap().len(), 9);
+    // New messages go to a new segment; acks reach the old one.
+    s.append(&q(), &msgs(11..=12)).unwrap();
+    s.remove(&q(), &[1, 3, 10, 11]).unwrap();
+    s.sync().unwrap();
+    drop(s);
+
+    let s = SegmentStorage::open(dir.path()).unwrap();
+    assert_eq!(seqs(&s.recover(&q()).unwrap()), [4, 5, 6, 7, 8, 9, 12]);
+    s.remove(&q(), &(4..=9).collect::<Vec<_>>()).unwrap();
+    s.sync().unwrap();
+    assert_eq!(s.segment_count(&q()).unwrap(), 1, "the old segment is gone");
+}
+
+#[test]
+fn seqs_reused_after_a_restart_do_not_collide() {
+    // The broker restarts its counter after the highest live seq, so a seq
+    // acked in an old segment can come back in a new one.
+    let dir = tempfile::tempdir().unwrap();
+    let s = SegmentStorage::open(dir.path()).unwrap();
+    s.append(&q(), &msgs(1..=3)).unwrap();
+    s.remove(&q(), &[2, 3]).unwrap();
+    s.sync().unwrap();
+    drop(s);
+    let s = SegmentStorage::open(dir.path()).unwrap();
+    assert_eq!(seqs(&s.recover(&q()).unwrap()), [1]);
+    s.append(&q(), &msgs(2..=3)).unwrap();
+    assert_eq!(seqs(&s.recover(&q()).unwrap()), [1, 2, 3]);
+    s.remove(&q(), &[2]).unwrap();
+    s.sync().unwrap();
+    drop(s);
+    let s = SegmentStorage::open(dir.path()).unwrap();
+    assert_eq!(seqs(&s.recover(&q()).unwrap()), [1, 3]);
+}
+
+#[test]
+fn purge_and_delete_drop_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SegmentStorage::open_with_segment_size(dir.path(), 4000).unwrap();
+    s.append(&q(), &msgs(1..=10)).unwrap();
+    s.remove(&q(), &[1]).unwrap();
+    let qdir = s.queue_dir(&q()).unwrap();
+    assert!(!files(&qdir, "seg").is_empty());
+    s.purge(&q()).unwrap();
+    assert!(files(&qdir, "seg").is_empty() && files(&qdir, "ack").is_empty());
+    s.append(&q(), &msgs(11..=12)).unwrap();
+    s.delete_queue(&q()).unwrap();
+    assert!(!qdir.exists());
+    s.sync().unwrap();
+    drop(s);
+    let s = SegmentStorage::open(dir.path()).unwrap();
+    assert!(s.recover(&q()).unwrap().is_empty());
+}
+
+#[test]
+fn syncs_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SegmentStorage::open(dir.path()).unwrap();
+    s.append(&q(), &msgs(1..=100)).unwrap();
+    s.sync().unwrap();
+    let stats = s.stats();
+    assert_eq!(stats.syncs, 1);
+    assert_eq!(stats.messages_appended, 100);
+    assert_eq!(stats.files_synced, 1);
+    s.sync().unwrap();
+    assert_eq!(s.stats().files_synced, 1, "nothing new to fsync");
+}
