@@ -8,14 +8,13 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use protocol_amqp::{BasicAck, ConnectionClose, Method, ShortStr, encode_method};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{Semaphore, TryAcquireError, watch};
+use tokio::sync::{Semaphore, watch};
 
-use super::{
-    Counters, FLUSH_AT, Group, Next, Outcome, Plan, ProducerResult, READ_SPACE, run_id,
-    sleep_until_ns, spawn_progress, wait_drained,
-};
+use super::consumer::{count_received, read_or_stop, stop_consumers};
+use super::producer::{self, Publisher, Window, join_producers, read_more, settle};
+use super::{Counters, Group, Outcome, Plan, ProducerResult, run_id, spawn_progress, wait_drained};
 use crate::amqp::{AmqpConn, CHANNEL, Incoming, Login, PublishTemplate, next_incoming};
 use crate::cli::{AckMode, AmqpOpts};
 use crate::error::{Error, Result, io};
@@ -141,18 +140,7 @@ pub async fn run(opts: &AmqpOpts) -> Result<Report> {
             ))
         })
         .collect();
-    let mut results = Vec::new();
-    let mut first_error = None;
-    for t in tasks {
-        match t.await {
-            Ok(Ok(r)) => results.push(r),
-            Ok(Err(e)) => first_error = first_error.or(Some(e)),
-            Err(e) => first_error = first_error.or(Some(Error::Protocol(e.to_string()))),
-        }
-    }
-    if let Some(e) = first_error {
-        return Err(e);
-    }
+    let results = join_producers(tasks).await?;
     let groups: Vec<Group> = (0..opts.queues)
         .map(|q| Group {
             consumers: (0..c.consumers)
@@ -181,14 +169,7 @@ pub async fn run(opts: &AmqpOpts) -> Result<Report> {
         )
         .await;
     }
-    let _ = stop_tx.send(true);
-    let mut trackers = Vec::new();
-    for t in consumers {
-        trackers.push(t.await.map_err(|e| Error::Protocol(e.to_string()))??);
-    }
-    if let Some(p) = progress {
-        p.abort();
-    }
+    let trackers = stop_consumers(stop_tx, consumers, progress).await?;
     if opts.queue_prefix.is_none() {
         for name in &names {
             setup.delete_queue(name).await?;
@@ -239,18 +220,25 @@ impl ConfirmCount {
     }
 }
 
-async fn flush(
-    w: &mut OwnedWriteHalf,
-    out: &mut BytesMut,
-    pending: &mut u64,
-    c: &Counters,
-) -> Result<()> {
-    if !out.is_empty() {
-        w.write_all(out).await.map_err(io("publish"))?;
-        out.clear();
+/// An AMQP producer for the send loop: the publish template over the
+/// connection's write half.
+struct AmqpPublisher {
+    writer: OwnedWriteHalf,
+    template: PublishTemplate,
+}
+
+impl Publisher for AmqpPublisher {
+    fn message_len(&self) -> usize {
+        self.template.len()
     }
-    c.sent.fetch_add(std::mem::take(pending), Ordering::Relaxed);
-    Ok(())
+
+    fn append(&mut self, out: &mut BytesMut, stamp: &Stamp) {
+        self.template.append(out, stamp);
+    }
+
+    async fn write(&mut self, out: &[u8]) -> std::io::Result<()> {
+        self.writer.write_all(out).await
+    }
 }
 
 async fn produce(
@@ -262,87 +250,39 @@ async fn produce(
     window: Option<u32>,
     counters: Arc<Counters>,
 ) -> Result<ProducerResult> {
-    let (reader, buf, mut writer) = conn.into_split();
+    let (reader, buf, writer) = conn.into_split();
     let permits = Arc::new(Semaphore::new(window.unwrap_or(0) as usize));
     let settled = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
-    let confirms = tokio::spawn(read_confirms(
+    let mut confirms = tokio::spawn(read_confirms(
         reader,
         buf,
         permits.clone(),
         settled.clone(),
         counters.clone(),
     ));
-    let mut out = BytesMut::with_capacity(FLUSH_AT + template.len());
-    let mut pending = 0;
-    let mut seq = 0u64;
-    let result = async {
-        loop {
-            let mut now = now_ns();
-            match plan.next(seq, now) {
-                Next::Stop => break,
-                Next::WaitUntil(t) => {
-                    flush(&mut writer, &mut out, &mut pending, &counters).await?;
-                    sleep_until_ns(t).await;
-                    continue;
-                }
-                Next::Go => {}
-            }
-            if window.is_some() {
-                match permits.try_acquire() {
-                    Ok(p) => p.forget(),
-                    Err(TryAcquireError::NoPermits) => {
-                        flush(&mut writer, &mut out, &mut pending, &counters).await?;
-                        permits
-                            .acquire()
-                            .await
-                            .map_err(|_| Error::Closed("while waiting for confirms".into()))?
-                            .forget();
-                        now = now_ns();
-                    }
-                    Err(TryAcquireError::Closed) => {
-                        return Err(Error::Closed("while waiting for confirms".into()));
-                    }
-                }
-            }
-            let stamp = Stamp {
-                run,
-                producer: id,
-                seq,
-                sent_ns: now,
-            };
-            template.append(&mut out, &stamp);
-            seq += 1;
-            pending += 1;
-            if out.len() >= FLUSH_AT {
-                flush(&mut writer, &mut out, &mut pending, &counters).await?;
-            }
-        }
-        flush(&mut writer, &mut out, &mut pending, &counters).await?;
-        if let Some(w) = window {
-            permits
-                .acquire_many(w)
-                .await
-                .map_err(|_| Error::Closed("while waiting for the last confirms".into()))?
-                .forget();
-        }
-        Ok(())
-    }
-    .await;
-    let end = Instant::now();
-    if let Err(e) = result {
-        // The reader usually knows why (connection.close from the broker).
-        return Err(match confirms.await {
-            Ok(Err(why)) => why,
-            _ => e,
-        });
-    }
+    let mut publisher = AmqpPublisher { writer, template };
+    let window = window.map(|size| Window {
+        permits: &permits,
+        size,
+        settled_by: "confirms",
+    });
+    let (sent, end) = producer::produce(
+        &mut publisher,
+        id,
+        run,
+        plan,
+        window,
+        &counters,
+        &mut confirms,
+    )
+    .await?;
     // Close and wait for close-ok: the broker has then taken every publish
     // (dropping the socket right away can make a broker discard the tail).
-    close(&mut writer).await;
+    close(&mut publisher.writer).await;
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, confirms).await;
     Ok(ProducerResult {
         id,
-        sent: seq,
+        sent,
         confirmed: settled[0].load(Ordering::Relaxed),
         nacked: settled[1].load(Ordering::Relaxed),
         end,
@@ -396,16 +336,9 @@ async fn read_confirms(
                     Method::ConnectionCloseOk(_) => return Ok(()),
                     _ => continue,
                 };
-                settled[slot].fetch_add(n, Ordering::Relaxed);
-                counters.confirmed.fetch_add(n, Ordering::Relaxed);
-                permits.add_permits(n as usize);
+                settle(n, &settled[slot], &counters, &permits);
             }
-            if buf.capacity() - buf.len() < 4096 {
-                buf.reserve(16 * 1024);
-            }
-            if reader.read_buf(&mut buf).await.map_err(io("read"))? == 0 {
-                return Err(Error::Closed("EOF".into()));
-            }
+            read_more(&mut reader, &mut buf).await?;
         }
     }
     .await;
@@ -459,12 +392,7 @@ async fn consume(
                 _ => {}
             }
         }
-        if t.received > before {
-            counters
-                .received
-                .fetch_add(t.received - before, Ordering::Relaxed);
-            t.touch();
-        }
+        count_received(&mut t, before, &counters);
         if manual_ack && last_tag > acked {
             let ack = BasicAck {
                 delivery_tag: last_tag,
@@ -475,17 +403,8 @@ async fn consume(
             out.clear();
             acked = last_tag;
         }
-        if buf.capacity() - buf.len() < READ_SPACE / 2 {
-            buf.reserve(READ_SPACE);
-        }
-        tokio::select! {
-            biased;
-            _ = stop.changed() => break,
-            n = reader.read_buf(&mut buf) => {
-                if n.map_err(io("read deliveries"))? == 0 {
-                    return Err(Error::Closed("EOF".into()));
-                }
-            }
+        if !read_or_stop(&mut reader, &mut buf, &mut stop, "read deliveries").await? {
+            break;
         }
     }
     close(&mut writer).await;

@@ -9,7 +9,9 @@
 
 pub mod amqp;
 pub mod conns;
+mod consumer;
 pub mod mqtt;
+mod producer;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -8,14 +8,13 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use protocol_mqtt::{Packet, ProtocolVersion, QoS};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{Mutex, Semaphore, TryAcquireError, watch};
+use tokio::sync::{Mutex, Semaphore, watch};
 
-use super::{
-    Counters, FLUSH_AT, Group, Next, Outcome, Plan, ProducerResult, READ_SPACE, run_id,
-    sleep_until_ns, spawn_progress, wait_drained,
-};
+use super::consumer::{count_received, read_or_stop, stop_consumers};
+use super::producer::{self, Publisher, Window, join_producers, read_more, settle};
+use super::{Counters, Group, Outcome, Plan, ProducerResult, run_id, spawn_progress, wait_drained};
 use crate::cli::{MqttOpts, MqttVersion};
 use crate::error::{Error, Result, io};
 use crate::mqtt::{ConnectOpts, Incoming, MqttConn, PublishTemplate, ack, next_incoming, put_ack};
@@ -138,18 +137,7 @@ pub async fn run(opts: &MqttOpts) -> Result<Report> {
             ))
         })
         .collect();
-    let mut results = Vec::new();
-    let mut first_error = None;
-    for t in tasks {
-        match t.await {
-            Ok(Ok(r)) => results.push(r),
-            Ok(Err(e)) => first_error = first_error.or(Some(e)),
-            Err(e) => first_error = first_error.or(Some(Error::Protocol(e.to_string()))),
-        }
-    }
-    if let Some(e) = first_error {
-        return Err(e);
-    }
+    let results = join_producers(tasks).await?;
     let all: Vec<u32> = (0..c.producers).collect();
     let groups: Vec<Group> = if opts.shared.is_some() {
         vec![Group {
@@ -178,14 +166,7 @@ pub async fn run(opts: &MqttOpts) -> Result<Report> {
         )
         .await;
     }
-    let _ = stop_tx.send(true);
-    let mut trackers = Vec::new();
-    for t in subscribers {
-        trackers.push(t.await.map_err(|e| Error::Protocol(e.to_string()))??);
-    }
-    if let Some(p) = progress {
-        p.abort();
-    }
+    let trackers = stop_consumers(stop_tx, subscribers, progress).await?;
     let groups = if c.consumers == 0 { Vec::new() } else { groups };
     Ok(Outcome {
         scenario: describe(opts),
@@ -199,18 +180,32 @@ pub async fn run(opts: &MqttOpts) -> Result<Report> {
     .report())
 }
 
-async fn flush(
-    w: &Mutex<OwnedWriteHalf>,
-    out: &mut BytesMut,
-    pending: &mut u64,
-    c: &Counters,
-) -> Result<()> {
-    if !out.is_empty() {
-        w.lock().await.write_all(out).await.map_err(io("publish"))?;
-        out.clear();
+/// An MQTT publisher for the send loop: the publish template over the
+/// write half it shares with its ack reader (which writes PUBRELs).
+struct MqttPublisher {
+    writer: Arc<Mutex<OwnedWriteHalf>>,
+    template: PublishTemplate,
+    /// QoS 1/2: each message takes the next packet id.
+    numbered: bool,
+    packet_id: u16,
+}
+
+impl Publisher for MqttPublisher {
+    fn message_len(&self) -> usize {
+        self.template.len()
     }
-    c.sent.fetch_add(std::mem::take(pending), Ordering::Relaxed);
-    Ok(())
+
+    fn append(&mut self, out: &mut BytesMut, stamp: &Stamp) {
+        if self.numbered {
+            // Ids cycle through 1..=65535; at most `window` are in use.
+            self.packet_id = self.packet_id.checked_add(1).unwrap_or(1);
+        }
+        self.template.append(out, self.packet_id, stamp);
+    }
+
+    async fn write(&mut self, out: &[u8]) -> std::io::Result<()> {
+        self.writer.lock().await.write_all(out).await
+    }
 }
 
 async fn publish(
@@ -227,7 +222,7 @@ async fn publish(
     let writer = Arc::new(Mutex::new(writer));
     let permits = Arc::new(Semaphore::new(usize::from(window.unwrap_or(0))));
     let acked = Arc::new(AtomicU64::new(0));
-    let acks = tokio::spawn(read_acks(
+    let mut acks = tokio::spawn(read_acks(
         reader,
         buf,
         version,
@@ -236,79 +231,26 @@ async fn publish(
         acked.clone(),
         counters.clone(),
     ));
-    let mut out = BytesMut::with_capacity(FLUSH_AT + template.len());
-    let mut pending = 0;
-    let mut seq = 0u64;
-    let mut packet_id = 0u16;
-    let result = async {
-        loop {
-            let mut now = now_ns();
-            match plan.next(seq, now) {
-                Next::Stop => break,
-                Next::WaitUntil(t) => {
-                    flush(&writer, &mut out, &mut pending, &counters).await?;
-                    sleep_until_ns(t).await;
-                    continue;
-                }
-                Next::Go => {}
-            }
-            if window.is_some() {
-                match permits.try_acquire() {
-                    Ok(p) => p.forget(),
-                    Err(TryAcquireError::NoPermits) => {
-                        flush(&writer, &mut out, &mut pending, &counters).await?;
-                        permits
-                            .acquire()
-                            .await
-                            .map_err(|_| Error::Closed("while waiting for acks".into()))?
-                            .forget();
-                        now = now_ns();
-                    }
-                    Err(TryAcquireError::Closed) => {
-                        return Err(Error::Closed("while waiting for acks".into()));
-                    }
-                }
-                // Ids cycle through 1..=65535; at most `window` are in use.
-                packet_id = packet_id.checked_add(1).unwrap_or(1);
-            }
-            let stamp = Stamp {
-                run,
-                producer: id,
-                seq,
-                sent_ns: now,
-            };
-            template.append(&mut out, packet_id, &stamp);
-            seq += 1;
-            pending += 1;
-            if out.len() >= FLUSH_AT {
-                flush(&writer, &mut out, &mut pending, &counters).await?;
-            }
-        }
-        flush(&writer, &mut out, &mut pending, &counters).await?;
-        if let Some(w) = window {
-            permits
-                .acquire_many(u32::from(w))
-                .await
-                .map_err(|_| Error::Closed("while waiting for the last acks".into()))?
-                .forget();
-        }
-        Ok(())
-    }
-    .await;
-    let end = Instant::now();
-    if let Err(e) = result {
-        return Err(match acks.await {
-            Ok(Err(why)) => why,
-            _ => e,
-        });
-    }
+    let mut publisher = MqttPublisher {
+        writer,
+        template,
+        numbered: window.is_some(),
+        packet_id: 0,
+    };
+    let window = window.map(|size| Window {
+        permits: &permits,
+        size: u32::from(size),
+        settled_by: "acks",
+    });
+    let (sent, end) =
+        producer::produce(&mut publisher, id, run, plan, window, &counters, &mut acks).await?;
     // DISCONNECT, then wait for the broker to close the socket: it has then
     // read every publish.
-    let _ = writer.lock().await.write_all(&DISCONNECT).await;
+    let _ = publisher.writer.lock().await.write_all(&DISCONNECT).await;
     let _ = tokio::time::timeout(Duration::from_secs(30), acks).await;
     Ok(ProducerResult {
         id,
-        sent: seq,
+        sent,
         confirmed: acked.load(Ordering::Relaxed),
         nacked: 0,
         end,
@@ -352,16 +294,9 @@ async fn read_acks(
                 out.clear();
             }
             if n > 0 {
-                acked.fetch_add(n, Ordering::Relaxed);
-                counters.confirmed.fetch_add(n, Ordering::Relaxed);
-                permits.add_permits(n as usize);
+                settle(n, &acked, &counters, &permits);
             }
-            if buf.capacity() - buf.len() < 4096 {
-                buf.reserve(16 * 1024);
-            }
-            if reader.read_buf(&mut buf).await.map_err(io("read"))? == 0 {
-                return Err(Error::Closed("EOF".into()));
-            }
+            read_more(&mut reader, &mut buf).await?;
         }
     }
     .await;
@@ -405,27 +340,13 @@ async fn subscribe(
                 _ => {}
             }
         }
-        if t.received > before {
-            counters
-                .received
-                .fetch_add(t.received - before, Ordering::Relaxed);
-            t.touch();
-        }
+        count_received(&mut t, before, &counters);
         if !out.is_empty() {
             writer.write_all(&out).await.map_err(io("acks"))?;
             out.clear();
         }
-        if buf.capacity() - buf.len() < READ_SPACE / 2 {
-            buf.reserve(READ_SPACE);
-        }
-        tokio::select! {
-            biased;
-            _ = stop.changed() => break,
-            n = reader.read_buf(&mut buf) => {
-                if n.map_err(io("read messages"))? == 0 {
-                    return Err(Error::Closed("EOF".into()));
-                }
-            }
+        if !read_or_stop(&mut reader, &mut buf, &mut stop, "read messages").await? {
+            break;
         }
     }
     let _ = writer.write_all(&DISCONNECT).await;
