@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -82,8 +83,12 @@ impl Drop for Flusher {
     }
 }
 
+/// How often the flusher reports its group-commit batch size (at debug level).
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+
 fn run(storage: Arc<dyn storage::Storage>, rx: mpsc::Receiver<Waiter>) {
     let mut batch = Vec::new();
+    let mut last_report = (Instant::now(), storage.stats());
     while let Ok(first) = rx.recv() {
         batch.push(first);
         while let Ok(more) = rx.try_recv() {
@@ -105,5 +110,47 @@ fn run(storage: Arc<dyn storage::Storage>, rx: mpsc::Receiver<Waiter>) {
                 }
             }
         }
+        if last_report.0.elapsed() >= REPORT_EVERY {
+            let now = storage.stats();
+            report(tracing::Level::DEBUG, &last_report.1, &now);
+            last_report = (Instant::now(), now);
+        }
+    }
+    report(
+        tracing::Level::INFO,
+        &storage::StorageStats::default(),
+        &storage.stats(),
+    );
+}
+
+/// Logs the group-commit batch size (messages appended per sync) between two readings of the
+/// storage counters: the figure the persistent-throughput benchmark reports.
+fn report(level: tracing::Level, before: &storage::StorageStats, now: &storage::StorageStats) {
+    let syncs = now.syncs.saturating_sub(before.syncs);
+    if syncs == 0 {
+        return;
+    }
+    let messages = now
+        .messages_appended
+        .saturating_sub(before.messages_appended);
+    let files = now.files_synced.saturating_sub(before.files_synced);
+    // Integer division is precise enough for a log line and avoids lossy casts.
+    let per_sync = messages / syncs;
+    if level == tracing::Level::INFO {
+        tracing::info!(
+            syncs,
+            files_synced = files,
+            messages,
+            messages_per_sync = per_sync,
+            "storage syncs since start"
+        );
+    } else {
+        tracing::debug!(
+            syncs,
+            files_synced = files,
+            messages,
+            messages_per_sync = per_sync,
+            "storage syncs"
+        );
     }
 }
