@@ -7,6 +7,8 @@
 //! - [`raw::RawClient`]: a frame-level AMQP peer for protocol-violation tests
 //!   that no well-behaved client library can produce.
 //! - [`tls`]: test certificates (rcgen) and TLS client configurations.
+//! - [`amqp`]: lapin set-up steps (channels, declares, binds, numbered
+//!   publishes, consumers), each bounded and panicking on refusal.
 //! - [`mqtt`]: rumqttc 3.1.1/5.0 clients driven on their own tasks, and a
 //!   packet-level MQTT peer.
 //! - Helpers: [`within`] (every await in a test is bounded, so a broken broker
@@ -18,6 +20,7 @@
 //! delivery, a confirm, an error event, the ready line of a child broker),
 //! each wrapped in [`within`].
 
+pub mod amqp;
 pub mod child;
 pub mod mqtt;
 pub mod raw;

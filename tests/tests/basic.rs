@@ -9,6 +9,10 @@ use std::time::Duration;
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, ExchangeKind};
+use tests::amqp::{
+    self, bind_queue, cancel, consume, declare_queue, declare_queue_with, open_channel,
+    passive_declare, publish_seq,
+};
 use tests::{
     TestBroker, assert_no_delivery, body_seq, get_all, next_delivery, publish_confirmed,
     reply_code, seq_body, within,
@@ -18,61 +22,8 @@ use tests::{
 /// returned too so it stays open.
 async fn confirm_channel(broker: &TestBroker) -> (lapin::Connection, Channel) {
     let conn = broker.connect().await;
-    let ch = within("channel.open", conn.create_channel())
-        .await
-        .expect("open channel");
-    within(
-        "confirm.select",
-        ch.confirm_select(ConfirmSelectOptions::default()),
-    )
-    .await
-    .expect("confirm.select");
+    let ch = amqp::confirm_channel(&conn).await;
     (conn, ch)
-}
-
-async fn declare(ch: &Channel, name: &str) -> lapin::Queue {
-    within(
-        "queue.declare",
-        ch.queue_declare(
-            name.into(),
-            QueueDeclareOptions::default(),
-            FieldTable::default(),
-        ),
-    )
-    .await
-    .expect("queue.declare")
-}
-
-async fn publish_seq(ch: &Channel, queue: &str, range: std::ops::Range<u64>) {
-    for n in range {
-        let c = publish_confirmed(
-            ch,
-            "",
-            queue,
-            BasicPublishOptions::default(),
-            &seq_body(n),
-            BasicProperties::default(),
-        )
-        .await;
-        assert!(c.is_ack(), "message {n} was not confirmed: {c:?}");
-    }
-}
-
-async fn consume(ch: &Channel, queue: &str, no_ack: bool) -> lapin::Consumer {
-    within(
-        "basic.consume",
-        ch.basic_consume(
-            queue.into(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack,
-                ..BasicConsumeOptions::default()
-            },
-            FieldTable::default(),
-        ),
-    )
-    .await
-    .expect("basic.consume")
 }
 
 fn strings(bodies: Vec<Vec<u8>>) -> Vec<String> {
@@ -88,7 +39,7 @@ fn strings(bodies: Vec<Vec<u8>>) -> Vec<String> {
 async fn publish_consume_round_trip_keeps_body_and_properties() {
     let broker = TestBroker::start().await;
     let (conn, ch) = confirm_channel(&broker).await;
-    declare(&ch, "rt").await;
+    declare_queue(&ch, "rt").await;
     let mut headers = FieldTable::default();
     headers.insert("x-trace".into(), AMQPValue::LongString("abc".into()));
     let props = BasicProperties::default()
@@ -100,10 +51,8 @@ async fn publish_consume_round_trip_keeps_body_and_properties() {
     let c = publish_confirmed(&ch, "", "rt", BasicPublishOptions::default(), &body, props).await;
     assert!(c.is_ack());
 
-    let consumer_ch = within("channel.open", conn.create_channel())
-        .await
-        .expect("open channel");
-    let mut consumer = consume(&consumer_ch, "rt", false).await;
+    let consumer_ch = open_channel(&conn).await;
+    let mut consumer = consume(&consumer_ch, "rt").await;
     let d = next_delivery(&mut consumer).await;
     assert_eq!(d.data, body);
     assert_eq!(d.exchange.as_str(), "");
@@ -142,7 +91,7 @@ async fn publish_consume_round_trip_keeps_body_and_properties() {
 async fn basic_get_reports_remaining_count_then_get_empty() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = confirm_channel(&broker).await;
-    declare(&ch, "g").await;
+    declare_queue(&ch, "g").await;
     publish_seq(&ch, "g", 0..3).await;
     for (n, remaining) in [(0, 2), (1, 1), (2, 0)] {
         let msg = within(
@@ -172,30 +121,21 @@ async fn basic_get_reports_remaining_count_then_get_empty() {
 async fn declare_ok_reports_message_and_consumer_counts() {
     let broker = TestBroker::start().await;
     let (conn, ch) = confirm_channel(&broker).await;
-    let q = declare(&ch, "counted").await;
+    let q = declare_queue(&ch, "counted").await;
     assert_eq!((q.message_count(), q.consumer_count()), (0, 0));
     publish_seq(&ch, "counted", 0..5).await;
-    let q = declare(&ch, "counted").await;
+    let q = declare_queue(&ch, "counted").await;
     assert_eq!((q.message_count(), q.consumer_count()), (5, 0));
 
-    declare(&ch, "watched").await;
-    let c1 = within("channel.open", conn.create_channel())
-        .await
-        .expect("open channel");
-    let c2 = within("channel.open", conn.create_channel())
-        .await
-        .expect("open channel");
-    let _k1 = consume(&c1, "watched", false).await;
-    let k2 = consume(&c2, "watched", false).await;
-    let q = declare(&ch, "watched").await;
+    declare_queue(&ch, "watched").await;
+    let c1 = open_channel(&conn).await;
+    let c2 = open_channel(&conn).await;
+    let _k1 = consume(&c1, "watched").await;
+    let k2 = consume(&c2, "watched").await;
+    let q = declare_queue(&ch, "watched").await;
     assert_eq!((q.message_count(), q.consumer_count()), (0, 2));
-    within(
-        "basic.cancel",
-        c2.basic_cancel(k2.tag(), BasicCancelOptions::default()),
-    )
-    .await
-    .expect("cancel");
-    let q = declare(&ch, "watched").await;
+    cancel(&c2, &k2).await;
+    let q = declare_queue(&ch, "watched").await;
     assert_eq!(q.consumer_count(), 1, "cancelled consumer still counted");
 }
 
@@ -248,7 +188,7 @@ async fn mandatory_unroutable_publish_is_returned_before_its_confirm() {
 async fn publisher_confirms_ack_every_message() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = confirm_channel(&broker).await;
-    declare(&ch, "confirmed").await;
+    declare_queue(&ch, "confirmed").await;
     let mut pending = Vec::new();
     for n in 0..500 {
         let p = within(
@@ -269,7 +209,7 @@ async fn publisher_confirms_ack_every_message() {
         let c = within("a confirm", p).await.expect("confirm");
         assert!(c.is_ack(), "message {n}: {c:?}");
     }
-    let q = declare(&ch, "confirmed").await;
+    let q = declare_queue(&ch, "confirmed").await;
     assert_eq!(q.message_count(), 500);
 }
 
@@ -277,12 +217,10 @@ async fn publisher_confirms_ack_every_message() {
 async fn nack_and_reject_with_requeue_redeliver_with_redelivered_flag() {
     let broker = TestBroker::start().await;
     let (conn, ch) = confirm_channel(&broker).await;
-    declare(&ch, "requeue").await;
+    declare_queue(&ch, "requeue").await;
     publish_seq(&ch, "requeue", 0..1).await;
-    let cch = within("channel.open", conn.create_channel())
-        .await
-        .expect("open channel");
-    let mut consumer = consume(&cch, "requeue", false).await;
+    let cch = open_channel(&conn).await;
+    let mut consumer = consume(&cch, "requeue").await;
 
     let d = next_delivery(&mut consumer).await;
     assert!(!d.redelivered);
@@ -323,12 +261,10 @@ async fn nack_and_reject_with_requeue_redeliver_with_redelivered_flag() {
 async fn reject_and_nack_without_requeue_drop_the_message() {
     let broker = TestBroker::start().await;
     let (conn, ch) = confirm_channel(&broker).await;
-    declare(&ch, "drop").await;
+    declare_queue(&ch, "drop").await;
     publish_seq(&ch, "drop", 0..3).await;
-    let cch = within("channel.open", conn.create_channel())
-        .await
-        .expect("open channel");
-    let mut consumer = consume(&cch, "drop", false).await;
+    let cch = open_channel(&conn).await;
+    let mut consumer = consume(&cch, "drop").await;
     let d0 = next_delivery(&mut consumer).await;
     let d1 = next_delivery(&mut consumer).await;
     let d2 = next_delivery(&mut consumer).await;
@@ -364,21 +300,19 @@ async fn reject_and_nack_without_requeue_drop_the_message() {
 async fn prefetch_limits_unacked_deliveries() {
     let broker = TestBroker::start().await;
     let (conn, ch) = confirm_channel(&broker).await;
-    declare(&ch, "qos").await;
+    declare_queue(&ch, "qos").await;
     publish_seq(&ch, "qos", 0..6).await;
-    let cch = within("channel.open", conn.create_channel())
-        .await
-        .expect("open channel");
+    let cch = open_channel(&conn).await;
     within("basic.qos", cch.basic_qos(2, BasicQosOptions::default()))
         .await
         .expect("qos");
-    let mut consumer = consume(&cch, "qos", false).await;
+    let mut consumer = consume(&cch, "qos").await;
 
     let d0 = next_delivery(&mut consumer).await;
     let d1 = next_delivery(&mut consumer).await;
     assert_no_delivery(&mut consumer, Duration::from_millis(300)).await;
     assert_eq!(
-        declare(&ch, "qos").await.message_count(),
+        declare_queue(&ch, "qos").await.message_count(),
         4,
         "exactly 2 may be out"
     );
@@ -399,14 +333,14 @@ async fn prefetch_limits_unacked_deliveries() {
     let d4 = next_delivery(&mut consumer).await;
     assert_eq!((body_seq(&d3.data), body_seq(&d4.data)), (3, 4));
     assert_no_delivery(&mut consumer, Duration::from_millis(200)).await;
-    assert_eq!(declare(&ch, "qos").await.message_count(), 1);
+    assert_eq!(declare_queue(&ch, "qos").await.message_count(), 1);
 }
 
 #[tokio::test]
 async fn purge_returns_the_number_of_messages_removed() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = confirm_channel(&broker).await;
-    declare(&ch, "purged").await;
+    declare_queue(&ch, "purged").await;
     publish_seq(&ch, "purged", 0..7).await;
     let n = within(
         "queue.purge",
@@ -429,7 +363,7 @@ async fn purge_returns_the_number_of_messages_removed() {
 async fn queue_delete_honours_if_empty_and_if_unused() {
     let broker = TestBroker::start().await;
     let (conn, ch) = confirm_channel(&broker).await;
-    declare(&ch, "full").await;
+    declare_queue(&ch, "full").await;
     publish_seq(&ch, "full", 0..2).await;
     let err = within(
         "queue.delete",
@@ -445,14 +379,10 @@ async fn queue_delete_honours_if_empty_and_if_unused() {
     .expect_err("if-empty delete of a non-empty queue must fail");
     assert_eq!(reply_code(&err), Some(406), "{err}");
 
-    let ch = within("channel.open", conn.create_channel())
-        .await
-        .expect("open channel");
-    declare(&ch, "used").await;
-    let cch = within("channel.open", conn.create_channel())
-        .await
-        .expect("open channel");
-    let consumer = consume(&cch, "used", false).await;
+    let ch = open_channel(&conn).await;
+    declare_queue(&ch, "used").await;
+    let cch = open_channel(&conn).await;
+    let consumer = consume(&cch, "used").await;
     let err = within(
         "queue.delete",
         ch.queue_delete(
@@ -467,17 +397,10 @@ async fn queue_delete_honours_if_empty_and_if_unused() {
     .expect_err("if-unused delete of a consumed queue must fail");
     assert_eq!(reply_code(&err), Some(406), "{err}");
 
-    let ch = within("channel.open", conn.create_channel())
-        .await
-        .expect("open channel");
+    let ch = open_channel(&conn).await;
     // Both queues still exist, with their contents.
-    assert_eq!(declare(&ch, "full").await.message_count(), 2);
-    within(
-        "basic.cancel",
-        cch.basic_cancel(consumer.tag(), BasicCancelOptions::default()),
-    )
-    .await
-    .expect("cancel");
+    assert_eq!(declare_queue(&ch, "full").await.message_count(), 2);
+    cancel(&cch, &consumer).await;
     let n = within(
         "queue.delete",
         ch.queue_delete(
@@ -498,19 +421,9 @@ async fn queue_delete_honours_if_empty_and_if_unused() {
     .await
     .expect("delete");
     assert_eq!(n, 2, "delete-ok reports the messages deleted");
-    let err = within(
-        "passive declare",
-        ch.queue_declare(
-            "full".into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        ),
-    )
-    .await
-    .expect_err("deleted queue is gone");
+    let err = passive_declare(&ch, "full")
+        .await
+        .expect_err("deleted queue is gone");
     assert_eq!(reply_code(&err), Some(404));
 }
 
@@ -526,19 +439,8 @@ async fn route(
     let mut queues: Vec<&str> = bindings.iter().map(|b| b.0).collect();
     queues.dedup();
     for (queue, exchange, key, args) in bindings {
-        declare(&ch, queue).await;
-        within(
-            "queue.bind",
-            ch.queue_bind(
-                (*queue).into(),
-                (*exchange).into(),
-                (*key).into(),
-                QueueBindOptions::default(),
-                args.clone(),
-            ),
-        )
-        .await
-        .expect("queue.bind");
+        declare_queue(&ch, queue).await;
+        bind_queue(&ch, queue, exchange, key, args.clone()).await;
     }
     for (i, (exchange, key, headers)) in messages.iter().enumerate() {
         let mut props = BasicProperties::default();
@@ -734,19 +636,8 @@ async fn exchange_to_exchange_binding_forwards_matching_messages() {
     )
     .await
     .expect("exchange.bind");
-    declare(&ch, "e2e.q").await;
-    within(
-        "queue.bind",
-        ch.queue_bind(
-            "e2e.q".into(),
-            "e2e.dst".into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        ),
-    )
-    .await
-    .expect("queue.bind");
+    declare_queue(&ch, "e2e.q").await;
+    bind_queue(&ch, "e2e.q", "e2e.dst", "", FieldTable::default()).await;
     for key in ["k", "other"] {
         let c = publish_confirmed(
             &ch,
@@ -793,8 +684,8 @@ async fn exchange_to_exchange_binding_forwards_matching_messages() {
 async fn server_named_queues_get_distinct_amq_gen_names() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = confirm_channel(&broker).await;
-    let q1 = declare(&ch, "").await;
-    let q2 = declare(&ch, "").await;
+    let q1 = declare_queue(&ch, "").await;
+    let q2 = declare_queue(&ch, "").await;
     for q in [&q1, &q2] {
         assert!(
             q.name().as_str().starts_with("amq.gen-"),
@@ -825,61 +716,32 @@ async fn server_named_queues_get_distinct_amq_gen_names() {
 async fn exclusive_queue_is_deleted_when_its_connection_closes() {
     let broker = TestBroker::start().await;
     let owner = broker.connect().await;
-    let och = within("channel.open", owner.create_channel())
-        .await
-        .expect("open channel");
-    within(
-        "queue.declare",
-        och.queue_declare(
-            "mine".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        ),
+    let och = open_channel(&owner).await;
+    declare_queue_with(
+        &och,
+        "mine",
+        QueueDeclareOptions {
+            exclusive: true,
+            ..Default::default()
+        },
     )
     .await
     .expect("declare exclusive");
 
     let other = broker.connect().await;
     // While the owner lives the queue exists (405 = exists but locked, not 404).
-    let ch = within("channel.open", other.create_channel())
+    let ch = open_channel(&other).await;
+    let err = passive_declare(&ch, "mine")
         .await
-        .expect("open channel");
-    let err = within(
-        "passive declare",
-        ch.queue_declare(
-            "mine".into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        ),
-    )
-    .await
-    .expect_err("exclusive queue is locked");
+        .expect_err("exclusive queue is locked");
     assert_eq!(reply_code(&err), Some(405), "{err}");
 
     within("connection.close", owner.close(200, "bye".into()))
         .await
         .expect("close owner");
-    let ch = within("channel.open", other.create_channel())
+    let ch = open_channel(&other).await;
+    let err = passive_declare(&ch, "mine")
         .await
-        .expect("open channel");
-    let err = within(
-        "passive declare",
-        ch.queue_declare(
-            "mine".into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        ),
-    )
-    .await
-    .expect_err("exclusive queue must be gone once close-ok was sent");
+        .expect_err("exclusive queue must be gone once close-ok was sent");
     assert_eq!(reply_code(&err), Some(404), "{err}");
 }

@@ -12,75 +12,17 @@ use futures_util::{Stream, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::*;
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
+use lapin::{BasicProperties, Channel, ExchangeKind};
 use protocol_amqp::{BasicGet, Frame, Method, ShortStr};
+use tests::amqp::{
+    bind_queue, cancel, confirm_channel, consume, declare_queue, declare_queue_with, open_channel,
+    passive_declare, publish_seq,
+};
 use tests::raw::RawClient;
 use tests::{
     TestBroker, body_seq, get_all, next_delivery, next_error_event, publish_confirmed, reply_code,
     seq_body, within,
 };
-
-async fn channel(conn: &Connection) -> Channel {
-    within("channel.open", conn.create_channel())
-        .await
-        .expect("open channel")
-}
-
-/// A channel in confirm mode, for setting up queue contents reliably.
-async fn confirm_channel(conn: &Connection) -> Channel {
-    let ch = channel(conn).await;
-    within(
-        "confirm.select",
-        ch.confirm_select(ConfirmSelectOptions::default()),
-    )
-    .await
-    .expect("confirm.select");
-    ch
-}
-
-async fn declare(ch: &Channel, name: &str) -> lapin::Queue {
-    within(
-        "queue.declare",
-        ch.queue_declare(
-            name.into(),
-            QueueDeclareOptions::default(),
-            FieldTable::default(),
-        ),
-    )
-    .await
-    .expect("queue.declare")
-}
-
-async fn passive_declare(ch: &Channel, name: &str) -> lapin::Result<lapin::Queue> {
-    within(
-        "passive queue.declare",
-        ch.queue_declare(
-            name.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        ),
-    )
-    .await
-}
-
-/// Publishes `seq_body(n)` for each n in `range` to `queue`, each confirmed.
-async fn publish_seq(ch: &Channel, queue: &str, range: std::ops::Range<u64>) {
-    for n in range {
-        let c = publish_confirmed(
-            ch,
-            "",
-            queue,
-            BasicPublishOptions::default(),
-            &seq_body(n),
-            BasicProperties::default(),
-        )
-        .await;
-        assert!(c.is_ack(), "message {n} not confirmed: {c:?}");
-    }
-}
 
 /// Sends a publish without waiting for anything (for non-confirm channels).
 async fn publish(ch: &Channel, exchange: &str, key: &str, body: &[u8]) {
@@ -96,20 +38,6 @@ async fn publish(ch: &Channel, exchange: &str, key: &str, body: &[u8]) {
     )
     .await
     .expect("basic.publish");
-}
-
-async fn consume(ch: &Channel, queue: &str) -> lapin::Consumer {
-    within(
-        "basic.consume",
-        ch.basic_consume(
-            queue.into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        ),
-    )
-    .await
-    .expect("basic.consume")
 }
 
 fn seqs(bodies: &[Vec<u8>]) -> Vec<u64> {
@@ -133,8 +61,8 @@ async fn declare_exchange(
 async fn tx_rollback_discards_publishes_and_commit_delivers_them() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
-    let ch = channel(&conn).await;
-    declare(&ch, "txq").await;
+    let ch = open_channel(&conn).await;
+    declare_queue(&ch, "txq").await;
     within("tx.select", ch.tx_select())
         .await
         .expect("tx.select");
@@ -155,7 +83,7 @@ async fn tx_rollback_discards_publishes_and_commit_delivers_them() {
     // The channel stays transactional: this one is never committed.
     publish(&ch, "", "txq", &seq_body(4)).await;
 
-    let other = channel(&conn).await;
+    let other = open_channel(&conn).await;
     assert_eq!(
         seqs(&get_all(&other, "txq").await),
         vec![2, 3],
@@ -168,10 +96,10 @@ async fn acks_in_a_transaction_take_effect_only_at_commit() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
     let setup = confirm_channel(&conn).await;
-    declare(&setup, "txacks").await;
+    declare_queue(&setup, "txacks").await;
     publish_seq(&setup, "txacks", 1..3).await;
 
-    let ch = channel(&conn).await;
+    let ch = open_channel(&conn).await;
     within("tx.select", ch.tx_select())
         .await
         .expect("tx.select");
@@ -235,26 +163,26 @@ async fn acks_in_a_transaction_take_effect_only_at_commit() {
 async fn tx_commit_and_rollback_on_a_non_tx_channel_are_406() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
-    let ch = channel(&conn).await;
+    let ch = open_channel(&conn).await;
     let err = within("tx.commit", ch.tx_commit())
         .await
         .expect_err("tx.commit without tx.select");
     assert_eq!(reply_code(&err), Some(406), "{err}");
     assert!(!err.is_amqp_hard_error(), "406 is a channel error: {err}");
-    let ch = channel(&conn).await;
+    let ch = open_channel(&conn).await;
     let err = within("tx.rollback", ch.tx_rollback())
         .await
         .expect_err("tx.rollback without tx.select");
     assert_eq!(reply_code(&err), Some(406), "{err}");
     // The connection survives.
-    declare(&channel(&conn).await, "still-fine").await;
+    declare_queue(&open_channel(&conn).await, "still-fine").await;
 }
 
 #[tokio::test]
 async fn confirm_select_on_a_tx_channel_is_406() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
-    let ch = channel(&conn).await;
+    let ch = open_channel(&conn).await;
     within("tx.select", ch.tx_select())
         .await
         .expect("tx.select");
@@ -266,7 +194,7 @@ async fn confirm_select_on_a_tx_channel_is_406() {
     .expect_err("confirm.select on a tx channel");
     assert_eq!(reply_code(&err), Some(406), "{err}");
     assert!(!err.is_amqp_hard_error(), "406 is a channel error: {err}");
-    declare(&channel(&conn).await, "still-fine").await;
+    declare_queue(&open_channel(&conn).await, "still-fine").await;
 }
 
 #[tokio::test]
@@ -274,10 +202,10 @@ async fn basic_recover_redelivers_unacked_messages_flagged_redelivered() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
     let setup = confirm_channel(&conn).await;
-    declare(&setup, "recover").await;
+    declare_queue(&setup, "recover").await;
     publish_seq(&setup, "recover", 0..2).await;
 
-    let ch = channel(&conn).await;
+    let ch = open_channel(&conn).await;
     let mut consumer = consume(&ch, "recover").await;
     let first: Vec<Delivery> = vec![
         next_delivery(&mut consumer).await,
@@ -308,12 +236,7 @@ async fn basic_recover_redelivers_unacked_messages_flagged_redelivered() {
     }
     // Acks are asynchronous; a synchronous method on the same channel
     // orders the check after them.
-    within(
-        "basic.cancel",
-        ch.basic_cancel(consumer.tag(), BasicCancelOptions::default()),
-    )
-    .await
-    .expect("cancel");
+    cancel(&ch, &consumer).await;
     assert!(get_all(&setup, "recover").await.is_empty());
 }
 
@@ -336,17 +259,26 @@ async fn assert_merged_quiet(stream: &mut Merged, quiet: Duration) {
     }
 }
 
+/// Messages ready (not delivered) in `queues`, together.
+async fn ready_count(ch: &Channel, queues: &[&str]) -> u32 {
+    let mut ready = 0;
+    for q in queues {
+        ready += passive_declare(ch, q).await.expect(q).message_count();
+    }
+    ready
+}
+
 #[tokio::test]
 async fn global_qos_is_shared_by_the_channels_consumers() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
     let setup = confirm_channel(&conn).await;
     for q in ["qa", "qb"] {
-        declare(&setup, q).await;
+        declare_queue(&setup, q).await;
         publish_seq(&setup, q, 0..4).await;
     }
 
-    let ch = channel(&conn).await;
+    let ch = open_channel(&conn).await;
     within(
         "basic.qos",
         ch.basic_qos(3, BasicQosOptions { global: true }),
@@ -362,14 +294,7 @@ async fn global_qos_is_shared_by_the_channels_consumers() {
         held.push(next_merged(&mut merged).await);
     }
     assert_merged_quiet(&mut merged, Duration::from_millis(400)).await;
-    let ready = passive_declare(&setup, "qa")
-        .await
-        .expect("qa")
-        .message_count()
-        + passive_declare(&setup, "qb")
-            .await
-            .expect("qb")
-            .message_count();
+    let ready = ready_count(&setup, &["qa", "qb"]).await;
     assert_eq!(ready, 5, "exactly 3 of 8 messages may be out");
 
     let first = held.remove(0);
@@ -378,14 +303,7 @@ async fn global_qos_is_shared_by_the_channels_consumers() {
         .expect("ack");
     held.push(next_merged(&mut merged).await);
     assert_merged_quiet(&mut merged, Duration::from_millis(400)).await;
-    let ready = passive_declare(&setup, "qa")
-        .await
-        .expect("qa")
-        .message_count()
-        + passive_declare(&setup, "qb")
-            .await
-            .expect("qb")
-            .message_count();
+    let ready = ready_count(&setup, &["qa", "qb"]).await;
     assert_eq!(ready, 4, "one ack frees exactly one delivery");
 }
 
@@ -394,22 +312,17 @@ async fn basic_cancel_stops_deliveries_and_leaves_the_rest_queued() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
     let setup = confirm_channel(&conn).await;
-    declare(&setup, "cancelled").await;
+    declare_queue(&setup, "cancelled").await;
     publish_seq(&setup, "cancelled", 0..3).await;
 
-    let ch = channel(&conn).await;
+    let ch = open_channel(&conn).await;
     within("basic.qos", ch.basic_qos(1, BasicQosOptions::default()))
         .await
         .expect("qos");
     let mut consumer = consume(&ch, "cancelled").await;
     let d0 = next_delivery(&mut consumer).await;
     assert_eq!(body_seq(&d0.data), 0);
-    within(
-        "basic.cancel",
-        ch.basic_cancel(consumer.tag(), BasicCancelOptions::default()),
-    )
-    .await
-    .expect("basic.cancel");
+    cancel(&ch, &consumer).await;
     // Acking after the cancel is allowed, and frees credit that a
     // still-registered consumer would use.
     within("ack", d0.ack(BasicAckOptions::default()))
@@ -431,14 +344,14 @@ async fn basic_cancel_stops_deliveries_and_leaves_the_rest_queued() {
 async fn deleting_a_consumed_queue_sends_a_cancel_notification() {
     let broker = TestBroker::start().await;
     let consumer_conn = broker.connect().await;
-    let ch = channel(&consumer_conn).await;
-    declare(&ch, "doomed").await;
+    let ch = open_channel(&consumer_conn).await;
+    declare_queue(&ch, "doomed").await;
     let mut consumer = consume(&ch, "doomed").await;
 
     let other = broker.connect().await;
     within(
         "queue.delete",
-        channel(&other)
+        open_channel(&other)
             .await
             .queue_delete("doomed".into(), QueueDeleteOptions::default()),
     )
@@ -453,45 +366,32 @@ async fn deleting_a_consumed_queue_sends_a_cancel_notification() {
     }
     // It was a cancel, not a channel error: the channel still works.
     assert!(ch.status().connected(), "channel must stay open");
-    declare(&ch, "after-cancel").await;
+    declare_queue(&ch, "after-cancel").await;
 }
 
 #[tokio::test]
 async fn auto_delete_queue_disappears_with_its_last_consumer() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
-    let ch = channel(&conn).await;
-    within(
-        "queue.declare",
-        ch.queue_declare(
-            "ephemeral".into(),
-            QueueDeclareOptions {
-                auto_delete: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        ),
+    let ch = open_channel(&conn).await;
+    declare_queue_with(
+        &ch,
+        "ephemeral",
+        QueueDeclareOptions {
+            auto_delete: true,
+            ..Default::default()
+        },
     )
     .await
     .expect("declare auto-delete queue");
     let c1 = consume(&ch, "ephemeral").await;
     let c2 = consume(&ch, "ephemeral").await;
-    within(
-        "basic.cancel",
-        ch.basic_cancel(c1.tag(), BasicCancelOptions::default()),
-    )
-    .await
-    .expect("cancel first");
+    cancel(&ch, &c1).await;
     let q = passive_declare(&ch, "ephemeral")
         .await
         .expect("queue stays while a consumer is left");
     assert_eq!(q.consumer_count(), 1);
-    within(
-        "basic.cancel",
-        ch.basic_cancel(c2.tag(), BasicCancelOptions::default()),
-    )
-    .await
-    .expect("cancel last");
+    cancel(&ch, &c2).await;
     let err = passive_declare(&ch, "ephemeral")
         .await
         .expect_err("auto-delete queue must be gone after its last consumer");
@@ -537,7 +437,7 @@ async fn auto_delete_queue_disappears_with_its_last_consumer() {
 async fn exchange_delete_if_unused_on_a_bound_exchange_is_406() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
-    let ch = channel(&conn).await;
+    let ch = open_channel(&conn).await;
     declare_exchange(
         &ch,
         "bound.x",
@@ -546,19 +446,8 @@ async fn exchange_delete_if_unused_on_a_bound_exchange_is_406() {
     )
     .await
     .expect("exchange.declare");
-    declare(&ch, "bound.q").await;
-    within(
-        "queue.bind",
-        ch.queue_bind(
-            "bound.q".into(),
-            "bound.x".into(),
-            "k".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        ),
-    )
-    .await
-    .expect("queue.bind");
+    declare_queue(&ch, "bound.q").await;
+    bind_queue(&ch, "bound.q", "bound.x", "k", FieldTable::default()).await;
     let err = within(
         "exchange.delete",
         ch.exchange_delete(
@@ -591,7 +480,7 @@ async fn exchange_delete_if_unused_on_a_bound_exchange_is_406() {
 async fn passive_declare_of_a_missing_exchange_is_404() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
-    let ch = channel(&conn).await;
+    let ch = open_channel(&conn).await;
     let err = declare_exchange(
         &ch,
         "no.such.exchange",
@@ -607,7 +496,7 @@ async fn passive_declare_of_a_missing_exchange_is_404() {
     assert!(!err.is_amqp_hard_error(), "404 is a channel error: {err}");
     // Passive declare of an existing exchange succeeds.
     declare_exchange(
-        &channel(&conn).await,
+        &open_channel(&conn).await,
         "amq.direct",
         ExchangeKind::Direct,
         ExchangeDeclareOptions {
@@ -624,7 +513,7 @@ async fn publish_to_an_internal_exchange_is_403() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
     let mut events = Box::pin(conn.events_listener());
-    let ch = channel(&conn).await;
+    let ch = open_channel(&conn).await;
     declare_exchange(
         &ch,
         "inside",
@@ -640,14 +529,14 @@ async fn publish_to_an_internal_exchange_is_403() {
     let err = next_error_event(&mut events).await;
     assert_eq!(reply_code(&err), Some(403), "{err}");
     assert!(!err.is_amqp_hard_error(), "403 is a channel error: {err}");
-    declare(&channel(&conn).await, "still-fine").await;
+    declare_queue(&open_channel(&conn).await, "still-fine").await;
 }
 
 #[tokio::test]
 async fn declaring_an_exchange_of_unknown_type_is_a_503_connection_error() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
-    let ch = channel(&conn).await;
+    let ch = open_channel(&conn).await;
     let err = declare_exchange(
         &ch,
         "weird",
@@ -661,7 +550,7 @@ async fn declaring_an_exchange_of_unknown_type_is_a_503_connection_error() {
     // Nothing was created, and the broker serves new connections.
     let conn = broker.connect().await;
     let err = declare_exchange(
-        &channel(&conn).await,
+        &open_channel(&conn).await,
         "weird",
         ExchangeKind::Direct,
         ExchangeDeclareOptions {
@@ -678,7 +567,7 @@ async fn declaring_an_exchange_of_unknown_type_is_a_503_connection_error() {
 async fn redeclaring_an_exchange_with_another_type_is_406() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
-    let ch = channel(&conn).await;
+    let ch = open_channel(&conn).await;
     declare_exchange(
         &ch,
         "typed",
@@ -699,7 +588,7 @@ async fn redeclaring_an_exchange_with_another_type_is_406() {
     assert!(!err.is_amqp_hard_error(), "406 is a channel error: {err}");
     // The original declaration still matches.
     declare_exchange(
-        &channel(&conn).await,
+        &open_channel(&conn).await,
         "typed",
         ExchangeKind::Direct,
         ExchangeDeclareOptions::default(),
@@ -720,7 +609,7 @@ async fn channel_flow_active_is_acknowledged() {
     .await
     .expect("channel.flow");
     assert!(active, "flow-ok must echo active=true");
-    declare(&ch, "flowing").await;
+    declare_queue(&ch, "flowing").await;
     publish_seq(&ch, "flowing", 0..1).await;
     assert_eq!(seqs(&get_all(&ch, "flowing").await), vec![0]);
 }
@@ -731,10 +620,10 @@ async fn basic_get_with_no_ack_leaves_nothing_to_ack() {
     let conn = broker.connect().await;
     let mut events = Box::pin(conn.events_listener());
     let setup = confirm_channel(&conn).await;
-    declare(&setup, "noack").await;
+    declare_queue(&setup, "noack").await;
     publish_seq(&setup, "noack", 0..2).await;
 
-    let ch = channel(&conn).await;
+    let ch = open_channel(&conn).await;
     let msg = within(
         "basic.get",
         ch.basic_get("noack".into(), BasicGetOptions { no_ack: true }),
@@ -764,7 +653,7 @@ async fn message_larger_than_frame_max_arrives_intact() {
     let broker = TestBroker::start_with(|c| c.frame_max = FRAME_MAX).await;
     let conn = broker.connect().await;
     let ch = confirm_channel(&conn).await;
-    declare(&ch, "big").await;
+    declare_queue(&ch, "big").await;
     let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     // lapin splits the body into frame_max-sized body frames.
     let c = publish_confirmed(
