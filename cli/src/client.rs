@@ -3,6 +3,7 @@
 //! authenticated.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -19,6 +20,13 @@ pub enum Failure {
         /// HTTP status.
         status: u16,
         /// The broker's reason.
+        reason: String,
+    },
+    /// The broker refused an AMQP operation of `tail` (exit 1).
+    Amqp {
+        /// AMQP reply code (404 NOT_FOUND, 403 ACCESS_REFUSED, ...).
+        code: u16,
+        /// The broker's reply text.
         reason: String,
     },
     /// No answer from the broker (exit 2).
@@ -41,7 +49,7 @@ impl Failure {
     /// The process exit code (documented in `--help`).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Failure::Usage(_) | Failure::Api { .. } => 1,
+            Failure::Usage(_) | Failure::Api { .. } | Failure::Amqp { .. } => 1,
             Failure::Unreachable { .. } => 2,
             Failure::Auth { .. } => 3,
         }
@@ -53,6 +61,7 @@ impl fmt::Display for Failure {
         match self {
             Failure::Usage(m) => write!(f, "{m}"),
             Failure::Api { status, reason } => write!(f, "{reason} (HTTP {status})"),
+            Failure::Amqp { code, reason } => write!(f, "{reason} (AMQP {code})"),
             Failure::Unreachable { url, detail } => {
                 write!(f, "cannot reach the broker at {url}: {detail}")
             }
@@ -77,6 +86,28 @@ pub fn segment(s: &str) -> String {
     out
 }
 
+/// How HTTPS servers are trusted (ignored for `http://` URLs).
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    /// PEM file with CA certificates trusted in addition to the built-in roots: brokers
+    /// usually present certificates from a private CA.
+    pub cacert: Option<PathBuf>,
+    /// Accept any certificate (testing only: a man in the middle would go unnoticed).
+    pub insecure: bool,
+}
+
+impl TlsOptions {
+    /// The PEM text of `--cacert`, read once: `tail` hands it to its AMQPS connection too.
+    pub fn cacert_pem(&self) -> Result<Option<Vec<u8>>, Failure> {
+        match &self.cacert {
+            None => Ok(None),
+            Some(path) => std::fs::read(path).map(Some).map_err(|e| {
+                Failure::Usage(format!("cannot read --cacert {}: {e}", path.display()))
+            }),
+        }
+    }
+}
+
 /// A connection to one broker's API.
 pub struct Client {
     http: reqwest::blocking::Client,
@@ -87,16 +118,44 @@ pub struct Client {
 
 impl Client {
     /// A client for the API at `url`.
-    pub fn new(url: &str, user: &str, password: &str) -> Result<Client, Failure> {
+    pub fn new(url: &str, user: &str, password: &str, tls: &TlsOptions) -> Result<Client, Failure> {
         let base = url.trim_end_matches('/').to_string();
         if !base.starts_with("http://") && !base.starts_with("https://") {
             return Err(Failure::Usage(format!(
                 "--url must start with http:// or https://, got '{url}'"
             )));
         }
-        let http = reqwest::blocking::Client::builder()
+        let mut builder = reqwest::blocking::Client::builder()
+            .use_rustls_tls()
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(60))
+            .timeout(Duration::from_secs(60));
+        if let Some(pem) = tls.cacert_pem()? {
+            let name = tls
+                .cacert
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                Failure::Usage(format!("--cacert {name}: not PEM certificates: {e}"))
+            })?;
+            if certs.is_empty() {
+                return Err(Failure::Usage(format!(
+                    "--cacert {name}: no PEM certificate in the file"
+                )));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if tls.insecure {
+            if base.starts_with("https://") {
+                eprintln!(
+                    "brokerctl: warning: --insecure: the broker's certificate is not checked"
+                );
+            }
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let http = builder
             .build()
             .map_err(|e| Failure::Usage(format!("cannot set up HTTP: {e}")))?;
         Ok(Client {
@@ -113,7 +172,7 @@ impl Client {
             .send()
             .map_err(|e| Failure::Unreachable {
                 url: self.base.clone(),
-                detail: root_cause(&e),
+                detail: explain(&e),
             })?;
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED {
@@ -190,6 +249,17 @@ impl Client {
         }
         self.send(req)?;
         Ok(())
+    }
+}
+
+/// [`root_cause`], with a hint when the broker's certificate was not trusted: the usual
+/// cause is a private CA that `--cacert` must name.
+fn explain(e: &reqwest::Error) -> String {
+    let cause = root_cause(e);
+    if cause.contains("certificate") {
+        format!("TLS certificate not trusted ({cause}); give its CA with --cacert FILE")
+    } else {
+        cause
     }
 }
 

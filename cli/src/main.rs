@@ -1,14 +1,20 @@
 //! `brokerctl`: the broker's command-line client. It talks only to the management HTTP API
 //! (the same one scripts and dashboards use), so anything it can do can also be done with
 //! curl, and it needs no access to the broker's host or data directory.
+//! The exception is `tail`, which follows messages live and so consumes over AMQP.
 //!
 //! # Layout
-//! - `main.rs`: the command line (clap), dispatch, exit codes.
-//! - `client.rs`: the HTTP client: URLs, credentials, error classification.
+//! - `main.rs`: the command line (clap), dispatch, exit codes; queues, exchanges, bindings,
+//!   messages, connections and definitions.
+//! - `access.rs`: users, permissions and vhosts.
+//! - `tail.rs`: `tail`, an AMQP consumer on a temporary queue.
+//! - `client.rs`: the HTTP client: URLs, credentials, TLS, error classification.
 //! - `output.rs`: tables and JSON output.
 
+mod access;
 mod client;
 mod output;
+mod tail;
 
 use std::io::Read as _;
 use std::process::ExitCode;
@@ -16,7 +22,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
-use client::{Client, Failure, segment};
+use access::{Add, Change, Clear, Set};
+use client::{Client, Failure, TlsOptions, segment};
 use output::{Format, print_list, print_object};
 
 const EXIT_CODES: &str = "\
@@ -28,9 +35,18 @@ Exit codes:
 
 /// Operate a running broker through its management HTTP API.
 #[derive(Debug, Parser)]
-#[command(name = "brokerctl", version, after_help = EXIT_CODES)]
+#[command(
+    name = "brokerctl",
+    version,
+    after_help = EXIT_CODES,
+    long_about = "Operate a running broker through its management HTTP API (HTTP or HTTPS).\n\n\
+    Examples:\n  brokerctl status\n  brokerctl --url https://broker:15672 --cacert ca.pem list queues\n  \
+    BROKERCTL_USER=admin BROKERCTL_PASSWORD=... brokerctl list connections --format json\n  \
+    brokerctl tail amq.topic --routing-key 'sensors.#'"
+)]
 struct Cli {
-    /// Base URL of the broker's management API.
+    /// Base URL of the broker's management API (https:// when the broker runs with
+    /// --http-tls).
     #[arg(
         long,
         env = "BROKERCTL_URL",
@@ -50,6 +66,14 @@ struct Cli {
         global = true
     )]
     password: String,
+    /// PEM file of CA certificates to trust for an https:// --url (and an amqps://
+    /// --amqp-url), in addition to the built-in web roots; for brokers with private CAs.
+    #[arg(long, env = "BROKERCTL_CACERT", value_name = "FILE", global = true)]
+    cacert: Option<std::path::PathBuf>,
+    /// Do not check the broker's TLS certificate at all (testing only: anyone between
+    /// brokerctl and the broker could read the password). Warns on stderr.
+    #[arg(long, global = true)]
+    insecure: bool,
     /// Output format: aligned tables for people, JSON (the API's own field names) for scripts.
     #[arg(long, value_enum, default_value = "table", global = true)]
     format: Format,
@@ -63,7 +87,14 @@ enum Command {
     #[command(after_help = EXIT_CODES)]
     Status,
     /// List objects of one kind.
-    #[command(after_help = EXIT_CODES)]
+    #[command(
+        after_help = EXIT_CODES,
+        long_about = "List objects of one kind: a table, or the API's JSON with --format json.\n\n\
+        sessions and retained are MQTT's: client sessions (connected or kept for a \
+        reconnect, with their subscriptions and queued messages) and retained messages.\n\n\
+        Examples:\n  brokerctl list queues\n  brokerctl list sessions --format json | jq '.[] | \
+        select(.connected | not)'"
+    )]
     List {
         /// What to list.
         #[arg(value_enum)]
@@ -87,6 +118,33 @@ enum Command {
     /// Close a client connection.
     #[command(subcommand, after_help = EXIT_CODES)]
     Close(Close),
+    /// Create a user or a vhost.
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Add(Add),
+    /// Change a user's password.
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Change(Change),
+    /// Grant a user permissions in a vhost.
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Set(Set),
+    /// Take a user's permissions in a vhost away.
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Clear(Clear),
+    /// Follow the messages published to an exchange, live (over AMQP).
+    #[command(
+        after_help = EXIT_CODES,
+        long_about = "Follow the messages published to an exchange, live.\n\n\
+        brokerctl connects over AMQP (--amqp-url) with the same user and password as for \
+        the API, binds a temporary exclusive queue to the exchange with --routing-key and \
+        prints every message routed to it: routing key, properties and body per line, or \
+        one JSON object per line with --format json. The queue disappears when brokerctl \
+        stops (Ctrl-C or --count), and other consumers are not disturbed. Needs read \
+        permission on the exchange and configure/write permission on amq.gen-* queues.\n\n\
+        Examples:\n  brokerctl tail orders --routing-key 'eu.#'\n  \
+        brokerctl tail amq.topic --routing-key 'sensors.*.temperature' --count 10 --format json\n  \
+        brokerctl tail events --encoding hex --amqp-url amqp://broker:5672/%2F"
+    )]
+    Tail(tail::TailArgs),
     /// Write the definitions (exchanges, queues, bindings) as RabbitMQ-compatible JSON.
     #[command(after_help = EXIT_CODES)]
     Export {
@@ -103,12 +161,28 @@ enum Command {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ListKind {
+    /// Queues with their message counts and consumers.
     Queues,
+    /// Exchanges with their type and flags.
     Exchanges,
+    /// Bindings from exchanges to queues and exchanges.
     Bindings,
+    /// Client connections (AMQP and MQTT).
     Connections,
+    /// AMQP channels.
     Channels,
+    /// AMQP consumers.
     Consumers,
+    /// Users and their tags.
+    Users,
+    /// Virtual hosts.
+    Vhosts,
+    /// Permissions of every user in every vhost.
+    Permissions,
+    /// MQTT sessions, connected or kept for a reconnect.
+    Sessions,
+    /// MQTT retained messages.
+    Retained,
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,6 +271,16 @@ enum Delete {
         /// Refuse if the queue has messages.
         #[arg(long)]
         if_empty: bool,
+    },
+    /// Delete a user (their permissions go too; open connections stay open).
+    User {
+        /// User name.
+        name: String,
+    },
+    /// Delete a vhost with everything in it (exchanges, queues, messages, permissions).
+    Vhost {
+        /// Vhost name.
+        name: String,
     },
     /// Delete an exchange and its bindings.
     Exchange {
@@ -297,7 +381,17 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let client = match Client::new(&cli.url, &cli.user, &cli.password) {
+    let tls = TlsOptions {
+        cacert: cli.cacert,
+        insecure: cli.insecure,
+    };
+    if let Command::Tail(args) = cli.command {
+        return match tail::run(args, &cli.user, &cli.password, &tls, cli.format) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(f) => fail(&f),
+        };
+    }
+    let client = match Client::new(&cli.url, &cli.user, &cli.password, &tls) {
         Ok(c) => c,
         Err(f) => return fail(&f),
     };
@@ -395,9 +489,49 @@ fn run(client: &Client, format: Format, command: Command) -> Result<(), Failure>
                         "prefetch_count",
                     ],
                 ),
+                ListKind::Users => ("/api/users", &["name", "tags"]),
+                ListKind::Vhosts => (
+                    "/api/vhosts",
+                    &["name", "description", "tags", "queues", "connections"],
+                ),
+                ListKind::Permissions => (
+                    "/api/permissions",
+                    &["user", "vhost", "configure", "write", "read"],
+                ),
+                ListKind::Sessions => (
+                    "/api/mqtt/sessions",
+                    &[
+                        "client_id",
+                        "vhost",
+                        "protocol",
+                        "connected",
+                        "clean_session",
+                        "expiry_interval",
+                        "messages",
+                        "subscriptions",
+                    ],
+                ),
+                ListKind::Retained => (
+                    "/api/mqtt/retained",
+                    &["topic", "qos", "payload_bytes", "payload"],
+                ),
             };
-            let list = client.get(path)?;
+            let mut list = client.get(path)?;
+            if matches!(what, ListKind::Sessions) && format == Format::Table {
+                output::summarise_subscriptions(&mut list);
+            }
             print_list(format, &list, columns);
+        }
+        Command::Add(a) => access::add(client, format, a)?,
+        Command::Change(c) => access::change(client, format, c)?,
+        Command::Set(s) => access::set(client, format, s)?,
+        Command::Clear(c) => access::clear(client, format, c)?,
+        Command::Delete(Delete::User { name }) => access::delete_user(client, format, &name)?,
+        Command::Delete(Delete::Vhost { name }) => access::delete_vhost(client, format, &name)?,
+        Command::Tail(_) => {
+            return Err(Failure::Usage(
+                "tail runs without the HTTP client".to_string(),
+            ));
         }
         Command::Declare(Declare::Queue {
             name,
@@ -655,7 +789,7 @@ fn run(client: &Client, format: Format, command: Command) -> Result<(), Failure>
 }
 
 /// Reports a successful change: a line for people, `{"ok": true, ...}` for scripts.
-fn done(format: Format, what: &str, name: &str) {
+pub(crate) fn done(format: Format, what: &str, name: &str) {
     match format {
         Format::Json => println!("{}", json!({ "ok": true, "result": what, "name": name })),
         Format::Table => println!("{what}: {name}"),

@@ -21,6 +21,12 @@ fn cell(item: &Value, path: &str) -> String {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         Value::Object(o) if o.is_empty() => String::new(),
+        // Tags and similar lists of names: "administrator,monitoring".
+        Value::Array(items) if items.iter().all(Value::is_string) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(","),
         other => other.to_string(),
     }
 }
@@ -64,6 +70,24 @@ pub fn print_list(format: Format, list: &Value, columns: &[&str]) {
                 })
                 .unwrap_or_default();
             print!("{}", table(columns, &rows));
+        }
+    }
+}
+
+/// Replaces each MQTT session's `subscriptions` list by one cell: "filter:qos filter:qos".
+pub fn summarise_subscriptions(sessions: &mut Value) {
+    for session in sessions.as_array_mut().into_iter().flatten() {
+        let text = session["subscriptions"]
+            .as_array()
+            .map(|subs| {
+                subs.iter()
+                    .map(|s| format!("{}:{}", cell(s, "filter"), cell(s, "qos")))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        if let Some(o) = session.as_object_mut() {
+            o.insert("subscriptions".into(), Value::String(text));
         }
     }
 }
@@ -128,7 +152,7 @@ mod tests {
     #[test]
     fn tables_align_columns_and_read_dotted_paths() {
         let list = serde_json::json!([
-            {"name": "a", "queue": {"name": "q1"}, "n": 10},
+            {"name": "a", "queue": {"name": "q1"}, "n": ["x", "y"]},
             {"name": "long-name", "queue": {"name": "q"}, "n": null},
         ]);
         let rows: Vec<Vec<String>> = list
@@ -139,7 +163,7 @@ mod tests {
             .collect();
         assert_eq!(
             table(&["name", "queue.name", "n"], &rows),
-            "name       queue.name  n\na          q1          10\nlong-name  q\n"
+            "name       queue.name  n\na          q1          x,y\nlong-name  q\n"
         );
     }
 }

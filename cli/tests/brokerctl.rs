@@ -1,69 +1,13 @@
 //! `brokerctl` end to end: the built binary against a broker started by the test (HTTP on an
 //! ephemeral port), checking what it prints and the exit codes scripts rely on.
 
-use std::process::Output;
+mod common;
 
+use common::{json, ok, run, run_at, stderr, stdout};
 use lapin::options::{ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use serde_json::Value;
 use tests::{TestBroker, within};
-use tokio::io::AsyncWriteExt as _;
-use tokio::process::Command;
-
-const EXE: &str = env!("CARGO_BIN_EXE_brokerctl");
-
-/// Runs brokerctl against `url` with `args` (and `stdin` if given).
-async fn run_at(url: &str, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut cmd = Command::new(EXE);
-    cmd.env_remove("BROKERCTL_USER")
-        .env_remove("BROKERCTL_PASSWORD")
-        .env("BROKERCTL_URL", url)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn brokerctl");
-    let mut input = child.stdin.take().expect("stdin");
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).await.expect("write stdin");
-    }
-    drop(input);
-    within("brokerctl to finish", child.wait_with_output())
-        .await
-        .expect("brokerctl output")
-}
-
-async fn run(broker: &TestBroker, args: &[&str]) -> Output {
-    run_at(&broker.http_url(), args, None).await
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Runs and expects exit 0; returns stdout.
-async fn ok(broker: &TestBroker, args: &[&str]) -> String {
-    let o = run(broker, args).await;
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "brokerctl {args:?} failed: {}{}",
-        stdout(&o),
-        stderr(&o)
-    );
-    stdout(&o)
-}
-
-async fn json(broker: &TestBroker, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["--format", "json"]);
-    let out = ok(broker, &all).await;
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn help_documents_every_command_and_the_exit_codes() {
@@ -81,7 +25,14 @@ async fn help_documents_every_command_and_the_exit_codes() {
         "close",
         "export",
         "import",
+        "add",
+        "change",
+        "set",
+        "clear",
+        "tail",
         "--url",
+        "--cacert",
+        "--insecure",
         "--user",
         "--password",
         "--format",
@@ -100,6 +51,14 @@ async fn help_documents_every_command_and_the_exit_codes() {
         &["publish", "--help"],
         &["get", "--help"],
         &["close", "connection", "--help"],
+        &["add", "user", "--help"],
+        &["add", "vhost", "--help"],
+        &["change", "password", "--help"],
+        &["delete", "user", "--help"],
+        &["delete", "vhost", "--help"],
+        &["set", "permissions", "--help"],
+        &["clear", "permissions", "--help"],
+        &["tail", "--help"],
     ] {
         let o = run_at("http://127.0.0.1:9", sub, None).await;
         assert_eq!(o.status.code(), Some(0), "{sub:?}");
@@ -110,7 +69,24 @@ async fn help_documents_every_command_and_the_exit_codes() {
         );
     }
     let o = run_at("http://127.0.0.1:9", &["list", "--help"], None).await;
-    assert!(stdout(&o).contains("connections"), "possible values listed");
+    for kind in [
+        "connections",
+        "users",
+        "vhosts",
+        "permissions",
+        "sessions",
+        "retained",
+    ] {
+        assert!(stdout(&o).contains(kind), "possible value {kind} listed");
+    }
+    let o = run_at("http://127.0.0.1:9", &["add", "user", "--help"], None).await;
+    assert!(
+        stdout(&o).contains("--password-stdin") && stdout(&o).contains("shell history"),
+        "why --password-stdin: {}",
+        stdout(&o)
+    );
+    let o = run_at("http://127.0.0.1:9", &["tail", "--help"], None).await;
+    assert!(stdout(&o).contains("BROKERCTL_AMQP_URL"), "{}", stdout(&o));
     let o = run_at("http://127.0.0.1:9", &["frobnicate"], None).await;
     assert_eq!(o.status.code(), Some(1), "usage errors exit 1");
 }

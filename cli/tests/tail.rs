@@ -1,0 +1,188 @@
+//! `brokerctl tail`: a live AMQP consumer on a temporary queue, started as a process,
+//! fed with `brokerctl publish`, stopped by `--count`.
+
+mod common;
+
+use common::{command, json, ok, run, stderr};
+use serde_json::Value;
+use tests::{TestBroker, within};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+/// Starts `brokerctl tail` with `args` and waits for its "tailing" line on stderr (printed
+/// once its consumer is registered); returns the child and that line.
+async fn start_tail(
+    broker: &TestBroker,
+    amqp_url: &str,
+    args: &[&str],
+) -> (tokio::process::Child, String) {
+    let mut all = vec!["tail", "--amqp-url", amqp_url];
+    all.extend_from_slice(args);
+    let mut child = command(&broker.http_url(), &all)
+        .spawn()
+        .expect("spawn brokerctl tail");
+    let mut err = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let line = within("the tail to start consuming", err.next_line())
+        .await
+        .expect("read stderr")
+        .expect("tail exited before consuming");
+    assert!(line.starts_with("brokerctl: tailing exchange"), "{line}");
+    (child, line)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_prints_the_published_messages_as_json_lines() {
+    let broker = TestBroker::start().await;
+    ok(
+        &broker,
+        &["declare", "exchange", "orders", "--type", "topic"],
+    )
+    .await;
+    // An ordinary consumer queue, to show tail takes nothing from it.
+    ok(&broker, &["declare", "queue", "all-orders"]).await;
+    ok(
+        &broker,
+        &[
+            "declare",
+            "binding",
+            "--source",
+            "orders",
+            "--destination",
+            "all-orders",
+            "--routing-key",
+            "#",
+        ],
+    )
+    .await;
+
+    let amqp_url = format!("amqp://{}/%2F", broker.addr());
+    let (child, _) = start_tail(
+        &broker,
+        &amqp_url,
+        &[
+            "orders",
+            "--routing-key",
+            "eu.#",
+            "--count",
+            "2",
+            "--format",
+            "json",
+        ],
+    )
+    .await;
+    let consumers = json(&broker, &["list", "consumers"]).await;
+    let tail_queue = consumers
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["consumer_tag"] == "brokerctl-tail"))
+        .map(|c| c["queue"]["name"].clone())
+        .expect("tail's consumer listed");
+
+    ok(
+        &broker,
+        &[
+            "publish",
+            "--exchange",
+            "orders",
+            "--routing-key",
+            "us.ny",
+            "--body",
+            "not for the tail",
+        ],
+    )
+    .await;
+    for (key, body) in [("eu.de", "first"), ("eu.fr", "second")] {
+        ok(
+            &broker,
+            &[
+                "publish",
+                "--exchange",
+                "orders",
+                "--routing-key",
+                key,
+                "--body",
+                body,
+                "--content-type",
+                "text/plain",
+            ],
+        )
+        .await;
+    }
+    let out = within("tail to stop after 2 messages", child.wait_with_output())
+        .await
+        .expect("tail output");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for (line, (key, body)) in lines.iter().zip([("eu.de", "first"), ("eu.fr", "second")]) {
+        assert_eq!(line["exchange"], "orders");
+        assert_eq!(line["routing_key"], key);
+        assert_eq!(line["payload"], body);
+        assert_eq!(line["payload_encoding"], "string");
+        assert_eq!(line["payload_bytes"], body.len());
+        assert_eq!(line["properties"]["content_type"], "text/plain");
+    }
+
+    // The temporary queue went with the tail; the ordinary queue kept every message.
+    let queues = json(&broker, &["list", "queues"]).await;
+    let names: Vec<&Value> = queues
+        .as_array()
+        .map(|qs| qs.iter().map(|q| &q["name"]).collect())
+        .unwrap_or_default();
+    assert!(!names.contains(&&tail_queue), "{queues}");
+    assert_eq!(queues[0]["name"], "all-orders");
+    assert_eq!(queues[0]["messages_ready"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_shows_binary_bodies_and_reports_missing_exchanges() {
+    let broker = TestBroker::start().await;
+    let amqp_url = format!("amqp://{}/%2F", broker.addr());
+    let (child, _) = start_tail(
+        &broker,
+        &amqp_url,
+        &["amq.fanout", "--count", "1", "--encoding", "hex"],
+    )
+    .await;
+    ok(
+        &broker,
+        &["publish", "--exchange", "amq.fanout", "--body", "hi"],
+    )
+    .await;
+    let out = within("tail to stop", child.wait_with_output())
+        .await
+        .expect("tail output");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "(empty key)  hex:6869\n"
+    );
+
+    let o = run(
+        &broker,
+        &["tail", "no-such-exchange", "--amqp-url", &amqp_url],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no-such-exchange") && stderr(&o).contains("AMQP 404"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = run(
+        &broker,
+        &[
+            "--password",
+            "wrong",
+            "tail",
+            "amq.fanout",
+            "--amqp-url",
+            &amqp_url,
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(stderr(&o).trim_end().lines().count(), 1, "{}", stderr(&o));
+}
