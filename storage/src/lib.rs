@@ -87,6 +87,16 @@ pub trait Storage: Send + Sync + 'static {
     /// All messages of the queue's log in seq order, to rebuild the queue at
     /// start-up. Empty for a queue that has no log.
     fn recover(&self, q: &QueueKey) -> Result<Vec<StoredMessage>, StorageError>;
+    /// The seqs of the queue's log in order, without reading bodies, so a
+    /// long queue can be rebuilt at start-up with its bodies left on disk
+    /// (read back with [`Storage::read`] as consumers get near them).
+    fn recover_seqs(&self, q: &QueueKey) -> Result<Vec<SeqNo>, StorageError> {
+        Ok(self.recover(q)?.into_iter().map(|m| m.seq).collect())
+    }
+    /// The stored messages of `seqs` (in increasing seq order), skipping
+    /// seqs not in the log. The broker keeps only a window of a long
+    /// queue's bodies in memory and pages the rest in with this.
+    fn read(&self, q: &QueueKey, seqs: &[SeqNo]) -> Result<Vec<StoredMessage>, StorageError>;
     /// Removes every message of the queue (`queue.purge`) and keeps the
     /// queue's log usable for later appends.
     fn purge(&self, q: &QueueKey) -> Result<(), StorageError>;

@@ -1,4 +1,4 @@
-//! [`MemoryStorage`]: the in-memory twin of the sled store.
+//! [`MemoryStorage`]: the in-memory twin of the segment store.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -8,7 +8,7 @@ use crate::{Definitions, QueueKey, SeqNo, Storage, StorageError, StoredMessage, 
 /// A [`Storage`] that keeps everything in memory and forgets it at exit.
 ///
 /// For tests (of the broker and of this crate) and for brokers run without a
-/// data dir. It refuses exactly what the sled store refuses, so tests written
+/// data dir. It refuses exactly what the disk store refuses, so tests written
 /// against it hold on disk too. Cloning is cheap and shares the state: a test
 /// "reopens" the store by cloning the handle it kept.
 #[derive(Clone, Debug, Default)]
@@ -39,7 +39,7 @@ impl MemoryStorage {
 
 impl Storage for MemoryStorage {
     fn append(&self, q: &QueueKey, msgs: &[StoredMessage]) -> Result<(), StorageError> {
-        // Validate the whole batch first, as the sled store does before it writes.
+        // Validate the whole batch first, as the disk store does before it writes.
         msgs.iter().try_for_each(codec::validate)?;
         let mut inner = self.lock();
         let log = inner.queues.entry(q.clone()).or_default();
@@ -65,6 +65,14 @@ impl Storage for MemoryStorage {
             .get(q)
             .map(|log| log.values().cloned().collect())
             .unwrap_or_default())
+    }
+
+    fn read(&self, q: &QueueKey, seqs: &[SeqNo]) -> Result<Vec<StoredMessage>, StorageError> {
+        let inner = self.lock();
+        let Some(log) = inner.queues.get(q) else {
+            return Ok(Vec::new());
+        };
+        Ok(seqs.iter().filter_map(|s| log.get(s).cloned()).collect())
     }
 
     fn purge(&self, q: &QueueKey) -> Result<(), StorageError> {

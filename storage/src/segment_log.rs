@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -28,6 +29,9 @@ use crate::{SeqNo, StorageError, StoredMessage, codec};
 /// rare, small enough that a fully acknowledged stretch of the log is soon
 /// deleted.
 pub const SEGMENT_TARGET: u64 = 8 * 1024 * 1024;
+
+/// Most bytes one positioned read fetches when paging messages in.
+const READ_SPAN: u64 = 1024 * 1024;
 
 /// One durable queue's log. The store keeps it behind the queue's own lock.
 #[derive(Debug)]
@@ -50,6 +54,8 @@ struct Segment {
     removed: Vec<bool>,
     live: usize,
     ack: Option<Arc<TrackedFile>>,
+    /// Opened by the first read (the writer is append-only).
+    reader: Option<File>,
 }
 
 impl Segment {
@@ -242,6 +248,7 @@ impl QueueLog {
                 removed: Vec::new(),
                 live: 0,
                 ack: None,
+                reader: None,
             },
         );
         Ok(n)
@@ -321,6 +328,75 @@ impl QueueLog {
         // Segments are in seq order unless seqs were reused across a restart.
         if !out.is_sorted_by_key(|m| m.seq) {
             out.sort_by_key(|m| m.seq);
+        }
+        Ok(out)
+    }
+
+    /// The seqs of every live message, in seq order, without reading files.
+    pub fn live_seqs(&self) -> Vec<SeqNo> {
+        let mut out = Vec::with_capacity(self.segments.values().map(|s| s.live).sum());
+        for seg in self.segments.values() {
+            out.extend(
+                seg.records
+                    .iter()
+                    .zip(&seg.removed)
+                    .filter(|(_, removed)| !**removed)
+                    .map(|(r, _)| r.seq),
+            );
+        }
+        if !out.is_sorted() {
+            out.sort_unstable();
+        }
+        out
+    }
+
+    /// The live messages of `seqs`, in the order given; seqs not live in the
+    /// log are skipped. Neighbouring records of one segment are read with
+    /// one positioned read (up to [`READ_SPAN`] bytes).
+    pub fn read(&mut self, seqs: &[SeqNo]) -> Result<Vec<StoredMessage>, StorageError> {
+        let found: Vec<(u64, usize)> = seqs
+            .iter()
+            .filter_map(|&seq| {
+                self.segments
+                    .iter()
+                    .rev()
+                    .filter(|(_, s)| s.records.first().is_some_and(|r| r.seq <= seq))
+                    .find_map(|(&n, s)| s.find_live(seq).map(|i| (n, i)))
+            })
+            .collect();
+        let mut out = Vec::with_capacity(found.len());
+        let mut i = 0;
+        while i < found.len() {
+            let (n, first) = found[i];
+            let Some(seg) = self.segments.get_mut(&n) else {
+                break;
+            };
+            let start = seg.records[first].offset;
+            let mut j = i + 1;
+            while j < found.len() && found[j].0 == n && found[j].1 > found[j - 1].1 {
+                let r = &seg.records[found[j].1];
+                if r.offset + u64::from(r.len) - start > READ_SPAN {
+                    break;
+                }
+                j += 1;
+            }
+            let last = &seg.records[found[j - 1].1];
+            let end = last.offset + u64::from(last.len);
+            let path = segment_path(&self.dir, n);
+            let reader = match &seg.reader {
+                Some(r) => r,
+                None => seg.reader.insert(File::open(&path).map_err(io(&path))?),
+            };
+            let len = usize::try_from(end - start)
+                .map_err(|_| StorageError::Corrupt(format!("read of {} bytes", end - start)))?;
+            let mut buf = vec![0u8; len];
+            reader.read_exact_at(&mut buf, start).map_err(io(&path))?;
+            for &(_, k) in &found[i..j] {
+                let mut pos = seg.records[k];
+                pos.offset -= start;
+                out.push(record::decode(&buf, &pos)?);
+            }
+            i = j;
         }
         Ok(out)
     }
@@ -406,5 +482,6 @@ fn load_segment(dir: &Path, n: u64) -> Result<Segment, StorageError> {
         live,
         // Reopened (for appending) by the first removal.
         ack: None,
+        reader: None,
     })
 }

@@ -460,6 +460,20 @@ impl Storage for SegmentStorage {
         }
     }
 
+    fn recover_seqs(&self, q: &QueueKey) -> Result<Vec<SeqNo>, StorageError> {
+        match self.slot(q) {
+            Some(slot) => self.with_log(&slot, |log| Ok(log.live_seqs())),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn read(&self, q: &QueueKey, seqs: &[SeqNo]) -> Result<Vec<StoredMessage>, StorageError> {
+        match self.slot(q) {
+            Some(slot) if !seqs.is_empty() => self.with_log(&slot, |log| log.read(seqs)),
+            _ => Ok(Vec::new()),
+        }
+    }
+
     fn purge(&self, q: &QueueKey) -> Result<(), StorageError> {
         match self.slot(q) {
             Some(slot) => self.with_log(&slot, |log| log.purge(&self.dirty)),

@@ -40,6 +40,7 @@ enum Op {
     Purge { q: usize },
     Delete { q: usize },
     Recover { q: usize },
+    Read { q: usize },
     Sync,
     Reopen,
 }
@@ -90,7 +91,8 @@ fn run(seed: u64, steps: usize, segment_size: u64) {
             },
             70..=72 => Op::Purge { q },
             73..=74 => Op::Delete { q },
-            75..=89 => Op::Recover { q },
+            75..=82 => Op::Recover { q },
+            83..=89 => Op::Read { q },
             90..=97 => Op::Sync,
             _ => Op::Reopen,
         };
@@ -139,6 +141,23 @@ fn run(seed: u64, steps: usize, segment_size: u64) {
                 let got = s.recover(&queues[q]).expect(&ctx);
                 let want: Vec<StoredMessage> = model[q].values().cloned().collect();
                 assert!(got == want, "{ctx}: recover differs from the model");
+            }
+            Op::Read { q } => {
+                // Some present seqs (increasing) and some that are not.
+                let mut seqs: Vec<SeqNo> = model[q]
+                    .keys()
+                    .copied()
+                    .filter(|_| rng.below(3) == 0)
+                    .collect();
+                seqs.push(next_seq[q] + 3);
+                let got = s.read(&queues[q], &seqs).expect(&ctx);
+                let want: Vec<StoredMessage> = seqs
+                    .iter()
+                    .filter_map(|seq| model[q].get(seq).cloned())
+                    .collect();
+                assert!(got == want, "{ctx}: read differs from the model");
+                let all: Vec<SeqNo> = model[q].keys().copied().collect();
+                assert_eq!(s.recover_seqs(&queues[q]).expect(&ctx), all, "{ctx}");
             }
             Op::Sync => s.sync().expect(&ctx),
             Op::Reopen => {
