@@ -1,5 +1,5 @@
-//! lapin set-up steps that AMQP tests repeat: open a channel (plain or in
-//! confirm mode), declare, bind, publish numbered messages, consume, cancel.
+//! lapin steps that AMQP tests repeat: open a channel (plain or in confirm
+//! mode), declare, bind, publish numbered messages, consume, ack, cancel.
 //!
 //! Each is one call bounded by [`within`] that panics naming what it waited
 //! for when the broker refuses it, so a test reads as its scenario. Steps
@@ -7,9 +7,10 @@
 
 use std::ops::Range;
 
+use lapin::message::Delivery;
 use lapin::options::{
-    BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
-    QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions,
+    ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, Consumer, Queue};
@@ -102,6 +103,20 @@ pub async fn publish_seq(ch: &Channel, queue: &str, range: Range<u64>) {
         .await;
         assert!(c.is_ack(), "message {n} was not confirmed: {c:?}");
     }
+}
+
+/// Declares `queue` and fills it with `seq_body(n)` for each n in `range`
+/// (`ch` must be in confirm mode).
+pub async fn fill_queue(ch: &Channel, queue: &str, range: Range<u64>) {
+    declare_queue(ch, queue).await;
+    publish_seq(ch, queue, range).await;
+}
+
+/// Acknowledges one delivery.
+pub async fn ack(delivery: &Delivery) {
+    within("basic.ack", delivery.ack(BasicAckOptions::default()))
+        .await
+        .expect("basic.ack");
 }
 
 /// Starts a consumer (manual acks) on `queue` with a server-chosen tag.

@@ -10,8 +10,8 @@ use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, ExchangeKind};
 use tests::amqp::{
-    self, bind_queue, cancel, consume, declare_queue, declare_queue_with, open_channel,
-    passive_declare, publish_seq,
+    self, ack, bind_queue, cancel, consume, declare_queue, declare_queue_with, fill_queue,
+    open_channel, passive_declare, publish_seq,
 };
 use tests::{
     TestBroker, assert_no_delivery, body_seq, get_all, next_delivery, publish_confirmed,
@@ -74,9 +74,7 @@ async fn publish_consume_round_trip_keeps_body_and_properties() {
     );
     assert_eq!(d.properties.delivery_mode(), &Some(2));
     assert_eq!(d.properties.headers().as_ref(), Some(&headers));
-    within("basic.ack", d.ack(BasicAckOptions::default()))
-        .await
-        .expect("ack");
+    ack(&d).await;
     // Had the ack been lost, closing the channel would requeue the message.
     within("channel.close", consumer_ch.close(200, "bye".into()))
         .await
@@ -91,8 +89,7 @@ async fn publish_consume_round_trip_keeps_body_and_properties() {
 async fn basic_get_reports_remaining_count_then_get_empty() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = confirm_channel(&broker).await;
-    declare_queue(&ch, "g").await;
-    publish_seq(&ch, "g", 0..3).await;
+    fill_queue(&ch, "g", 0..3).await;
     for (n, remaining) in [(0, 2), (1, 1), (2, 0)] {
         let msg = within(
             "basic.get",
@@ -104,9 +101,7 @@ async fn basic_get_reports_remaining_count_then_get_empty() {
         assert_eq!(body_seq(&msg.delivery.data), n, "FIFO order");
         assert_eq!(msg.message_count, remaining, "message_count in get-ok");
         assert!(!msg.delivery.redelivered);
-        within("basic.ack", msg.delivery.ack(BasicAckOptions::default()))
-            .await
-            .expect("ack");
+        ack(&msg.delivery).await;
     }
     let empty = within(
         "basic.get",
@@ -217,8 +212,7 @@ async fn publisher_confirms_ack_every_message() {
 async fn nack_and_reject_with_requeue_redeliver_with_redelivered_flag() {
     let broker = TestBroker::start().await;
     let (conn, ch) = confirm_channel(&broker).await;
-    declare_queue(&ch, "requeue").await;
-    publish_seq(&ch, "requeue", 0..1).await;
+    fill_queue(&ch, "requeue", 0..1).await;
     let cch = open_channel(&conn).await;
     let mut consumer = consume(&cch, "requeue").await;
 
@@ -251,9 +245,7 @@ async fn nack_and_reject_with_requeue_redeliver_with_redelivered_flag() {
         d.redelivered,
         "rejected message must come back with redelivered=true"
     );
-    within("basic.ack", d.ack(BasicAckOptions::default()))
-        .await
-        .expect("ack");
+    ack(&d).await;
     assert_no_delivery(&mut consumer, Duration::from_millis(200)).await;
 }
 
@@ -261,8 +253,7 @@ async fn nack_and_reject_with_requeue_redeliver_with_redelivered_flag() {
 async fn reject_and_nack_without_requeue_drop_the_message() {
     let broker = TestBroker::start().await;
     let (conn, ch) = confirm_channel(&broker).await;
-    declare_queue(&ch, "drop").await;
-    publish_seq(&ch, "drop", 0..3).await;
+    fill_queue(&ch, "drop", 0..3).await;
     let cch = open_channel(&conn).await;
     let mut consumer = consume(&cch, "drop").await;
     let d0 = next_delivery(&mut consumer).await;
@@ -283,9 +274,7 @@ async fn reject_and_nack_without_requeue_drop_the_message() {
     )
     .await
     .expect("nack");
-    within("basic.ack", d2.ack(BasicAckOptions::default()))
-        .await
-        .expect("ack");
+    ack(&d2).await;
     // Anything still owned by the channel would be requeued by this close.
     within("channel.close", cch.close(200, "bye".into()))
         .await
@@ -300,8 +289,7 @@ async fn reject_and_nack_without_requeue_drop_the_message() {
 async fn prefetch_limits_unacked_deliveries() {
     let broker = TestBroker::start().await;
     let (conn, ch) = confirm_channel(&broker).await;
-    declare_queue(&ch, "qos").await;
-    publish_seq(&ch, "qos", 0..6).await;
+    fill_queue(&ch, "qos", 0..6).await;
     let cch = open_channel(&conn).await;
     within("basic.qos", cch.basic_qos(2, BasicQosOptions::default()))
         .await
@@ -317,9 +305,7 @@ async fn prefetch_limits_unacked_deliveries() {
         "exactly 2 may be out"
     );
 
-    within("basic.ack", d0.ack(BasicAckOptions::default()))
-        .await
-        .expect("ack");
+    ack(&d0).await;
     let d2 = next_delivery(&mut consumer).await;
     assert_eq!(body_seq(&d2.data), 2);
     assert_no_delivery(&mut consumer, Duration::from_millis(200)).await;
@@ -340,8 +326,7 @@ async fn prefetch_limits_unacked_deliveries() {
 async fn purge_returns_the_number_of_messages_removed() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = confirm_channel(&broker).await;
-    declare_queue(&ch, "purged").await;
-    publish_seq(&ch, "purged", 0..7).await;
+    fill_queue(&ch, "purged", 0..7).await;
     let n = within(
         "queue.purge",
         ch.queue_purge("purged".into(), QueuePurgeOptions::default()),
@@ -363,8 +348,7 @@ async fn purge_returns_the_number_of_messages_removed() {
 async fn queue_delete_honours_if_empty_and_if_unused() {
     let broker = TestBroker::start().await;
     let (conn, ch) = confirm_channel(&broker).await;
-    declare_queue(&ch, "full").await;
-    publish_seq(&ch, "full", 0..2).await;
+    fill_queue(&ch, "full", 0..2).await;
     let err = within(
         "queue.delete",
         ch.queue_delete(

@@ -15,8 +15,8 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, ExchangeKind};
 use protocol_amqp::{BasicGet, Frame, Method, ShortStr};
 use tests::amqp::{
-    bind_queue, cancel, confirm_channel, consume, declare_queue, declare_queue_with, open_channel,
-    passive_declare, publish_seq,
+    ack, bind_queue, cancel, confirm_channel, consume, declare_queue, declare_queue_with,
+    fill_queue, open_channel, passive_declare, publish_seq,
 };
 use tests::raw::RawClient;
 use tests::{
@@ -96,8 +96,7 @@ async fn acks_in_a_transaction_take_effect_only_at_commit() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
     let setup = confirm_channel(&conn).await;
-    declare_queue(&setup, "txacks").await;
-    publish_seq(&setup, "txacks", 1..3).await;
+    fill_queue(&setup, "txacks", 1..3).await;
 
     let ch = open_channel(&conn).await;
     within("tx.select", ch.tx_select())
@@ -202,8 +201,7 @@ async fn basic_recover_redelivers_unacked_messages_flagged_redelivered() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
     let setup = confirm_channel(&conn).await;
-    declare_queue(&setup, "recover").await;
-    publish_seq(&setup, "recover", 0..2).await;
+    fill_queue(&setup, "recover", 0..2).await;
 
     let ch = open_channel(&conn).await;
     let mut consumer = consume(&ch, "recover").await;
@@ -230,9 +228,7 @@ async fn basic_recover_redelivers_unacked_messages_flagged_redelivered() {
         "recovered messages must be flagged redelivered"
     );
     for d in &again {
-        within("ack", d.ack(BasicAckOptions::default()))
-            .await
-            .expect("ack");
+        ack(d).await;
     }
     // Acks are asynchronous; a synchronous method on the same channel
     // orders the check after them.
@@ -298,9 +294,7 @@ async fn global_qos_is_shared_by_the_channels_consumers() {
     assert_eq!(ready, 5, "exactly 3 of 8 messages may be out");
 
     let first = held.remove(0);
-    within("ack", first.ack(BasicAckOptions::default()))
-        .await
-        .expect("ack");
+    ack(&first).await;
     held.push(next_merged(&mut merged).await);
     assert_merged_quiet(&mut merged, Duration::from_millis(400)).await;
     let ready = ready_count(&setup, &["qa", "qb"]).await;
@@ -312,8 +306,7 @@ async fn basic_cancel_stops_deliveries_and_leaves_the_rest_queued() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
     let setup = confirm_channel(&conn).await;
-    declare_queue(&setup, "cancelled").await;
-    publish_seq(&setup, "cancelled", 0..3).await;
+    fill_queue(&setup, "cancelled", 0..3).await;
 
     let ch = open_channel(&conn).await;
     within("basic.qos", ch.basic_qos(1, BasicQosOptions::default()))
@@ -325,9 +318,7 @@ async fn basic_cancel_stops_deliveries_and_leaves_the_rest_queued() {
     cancel(&ch, &consumer).await;
     // Acking after the cancel is allowed, and frees credit that a
     // still-registered consumer would use.
-    within("ack", d0.ack(BasicAckOptions::default()))
-        .await
-        .expect("ack");
+    ack(&d0).await;
     publish_seq(&setup, "cancelled", 3..4).await;
     assert!(
         within("consumer end", consumer.next()).await.is_none(),
@@ -609,8 +600,7 @@ async fn channel_flow_active_is_acknowledged() {
     .await
     .expect("channel.flow");
     assert!(active, "flow-ok must echo active=true");
-    declare_queue(&ch, "flowing").await;
-    publish_seq(&ch, "flowing", 0..1).await;
+    fill_queue(&ch, "flowing", 0..1).await;
     assert_eq!(seqs(&get_all(&ch, "flowing").await), vec![0]);
 }
 
@@ -620,8 +610,7 @@ async fn basic_get_with_no_ack_leaves_nothing_to_ack() {
     let conn = broker.connect().await;
     let mut events = Box::pin(conn.events_listener());
     let setup = confirm_channel(&conn).await;
-    declare_queue(&setup, "noack").await;
-    publish_seq(&setup, "noack", 0..2).await;
+    fill_queue(&setup, "noack", 0..2).await;
 
     let ch = open_channel(&conn).await;
     let msg = within(
