@@ -40,6 +40,16 @@ async fn publish(ch: &Channel, exchange: &str, key: &str, body: &[u8]) {
     .expect("basic.publish");
 }
 
+/// Asserts that `err` is the broker closing the channel (not the
+/// connection) with `code`.
+fn assert_channel_error(err: &lapin::Error, code: u16) {
+    assert_eq!(reply_code(err), Some(code), "{err}");
+    assert!(
+        !err.is_amqp_hard_error(),
+        "{code} is a channel error: {err}"
+    );
+}
+
 fn seqs(bodies: &[Vec<u8>]) -> Vec<u64> {
     bodies.iter().map(|b| body_seq(b)).collect()
 }
@@ -166,8 +176,7 @@ async fn tx_commit_and_rollback_on_a_non_tx_channel_are_406() {
     let err = within("tx.commit", ch.tx_commit())
         .await
         .expect_err("tx.commit without tx.select");
-    assert_eq!(reply_code(&err), Some(406), "{err}");
-    assert!(!err.is_amqp_hard_error(), "406 is a channel error: {err}");
+    assert_channel_error(&err, 406);
     let ch = open_channel(&conn).await;
     let err = within("tx.rollback", ch.tx_rollback())
         .await
@@ -191,8 +200,7 @@ async fn confirm_select_on_a_tx_channel_is_406() {
     )
     .await
     .expect_err("confirm.select on a tx channel");
-    assert_eq!(reply_code(&err), Some(406), "{err}");
-    assert!(!err.is_amqp_hard_error(), "406 is a channel error: {err}");
+    assert_channel_error(&err, 406);
     declare_queue(&open_channel(&conn).await, "still-fine").await;
 }
 
@@ -483,8 +491,7 @@ async fn passive_declare_of_a_missing_exchange_is_404() {
     )
     .await
     .expect_err("missing exchange");
-    assert_eq!(reply_code(&err), Some(404), "{err}");
-    assert!(!err.is_amqp_hard_error(), "404 is a channel error: {err}");
+    assert_channel_error(&err, 404);
     // Passive declare of an existing exchange succeeds.
     declare_exchange(
         &open_channel(&conn).await,
@@ -518,8 +525,7 @@ async fn publish_to_an_internal_exchange_is_403() {
     .expect("declare internal exchange");
     publish(&ch, "inside", "", b"m").await;
     let err = next_error_event(&mut events).await;
-    assert_eq!(reply_code(&err), Some(403), "{err}");
-    assert!(!err.is_amqp_hard_error(), "403 is a channel error: {err}");
+    assert_channel_error(&err, 403);
     declare_queue(&open_channel(&conn).await, "still-fine").await;
 }
 
@@ -575,8 +581,7 @@ async fn redeclaring_an_exchange_with_another_type_is_406() {
     )
     .await
     .expect_err("type change");
-    assert_eq!(reply_code(&err), Some(406), "{err}");
-    assert!(!err.is_amqp_hard_error(), "406 is a channel error: {err}");
+    assert_channel_error(&err, 406);
     // The original declaration still matches.
     declare_exchange(
         &open_channel(&conn).await,
