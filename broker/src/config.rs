@@ -107,6 +107,10 @@ pub struct Config {
     /// Largest MQTT packet accepted from clients, in bytes.
     #[arg(long, env = "BROKER_MQTT_MAX_PACKET_SIZE", default_value_t = 16 * 1024 * 1024)]
     pub mqtt_max_packet_size: usize,
+    /// Vhost of MQTT clients whose user name does not name one (`vhost:user` does, when that
+    /// vhost exists), as RabbitMQ's `mqtt.vhost`.
+    #[arg(long, env = "BROKER_MQTT_VHOST", default_value = "/")]
+    pub mqtt_vhost: String,
     /// Bytes of queued messages above which publishers are blocked until consumers catch up
     /// (default: 40% of physical memory, as RabbitMQ; 0 disables the alarm).
     #[arg(long, env = "BROKER_MEMORY_HIGH_WATERMARK")]
@@ -120,6 +124,14 @@ pub struct Config {
     /// Highest channel number a client may open.
     #[arg(long, env = "BROKER_CHANNEL_MAX", default_value_t = 2047)]
     pub channel_max: u16,
+    /// How often the management API samples message counters to compute rates, in
+    /// milliseconds (RabbitMQ's `collect_statistics_interval`).
+    #[arg(
+        long,
+        env = "BROKER_COLLECT_STATISTICS_INTERVAL",
+        default_value_t = 5000
+    )]
+    pub collect_statistics_interval: u64,
 }
 
 impl Config {
@@ -191,10 +203,12 @@ impl Config {
             mqtts_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             http_tls: false,
             mqtt_max_packet_size: 16 * 1024 * 1024,
+            mqtt_vhost: "/".into(),
             memory_high_watermark: None,
             heartbeat: 60,
             frame_max: 131_072,
             channel_max: 2047,
+            collect_statistics_interval: 5000,
         }
     }
 }

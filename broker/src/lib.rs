@@ -159,6 +159,7 @@ impl Broker {
         let mqtt = Arc::new(mqtt::Shared::new(
             core.clone(),
             config.mqtt_max_packet_size,
+            config.mqtt_vhost.clone(),
         )?);
         let mqtt_listener = TcpListener::bind(config.mqtt_listen)
             .await

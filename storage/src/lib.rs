@@ -48,7 +48,7 @@ pub use error::StorageError;
 pub use memory::MemoryStorage;
 pub use model::{
     BindingDef, Definitions, ExchangeDef, PermissionDef, QueueDef, QueueKey, SeqNo, StoredMessage,
-    UserDef,
+    UserDef, VhostDef,
 };
 pub use segment_store::SegmentStorage;
 

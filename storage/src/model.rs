@@ -65,6 +65,22 @@ pub struct Definitions {
     /// Permissions of users in vhosts (absent in older snapshots).
     #[serde(default)]
     pub permissions: Vec<PermissionDef>,
+    /// Virtual hosts (absent in snapshots written before vhosts existed: those had only `/`).
+    #[serde(default)]
+    pub vhosts: Vec<VhostDef>,
+}
+
+/// A virtual host: its own exchanges, queues and permissions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VhostDef {
+    /// Vhost name (`/` is the default one).
+    pub name: String,
+    /// Free text for operators.
+    #[serde(default)]
+    pub description: String,
+    /// Tags for operators.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 /// A user who may log in.

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use super::connection::Conn;
-use crate::core::DEFAULT_VHOST;
 use crate::core::access::{Access, Permission};
 use crate::error::AmqpError;
 
@@ -22,13 +21,13 @@ pub(crate) fn exchange_resource(name: &str) -> &str {
 }
 
 /// The refusal RabbitMQ sends.
-pub(crate) fn refused(kind: Resource, name: &str, user: &str) -> AmqpError {
+pub(crate) fn refused(kind: Resource, vhost: &str, name: &str, user: &str) -> AmqpError {
     let kind = match kind {
         Resource::Queue => "queue",
         Resource::Exchange => "exchange",
     };
     AmqpError::access_refused(format!(
-        "access to {kind} '{name}' in vhost '{DEFAULT_VHOST}' refused for user '{user}'"
+        "access to {kind} '{name}' in vhost '{vhost}' refused for user '{user}'"
     ))
 }
 
@@ -39,7 +38,7 @@ impl Conn {
         match &self.permission {
             Some((g, p)) if *g == generation => Some(p.clone()),
             _ => {
-                let p = self.core.access.permission(&self.user, DEFAULT_VHOST)?;
+                let p = self.core.access.permission(&self.user, self.vhost_name())?;
                 self.permission = Some((generation, p.clone()));
                 Some(p)
             }
@@ -59,7 +58,7 @@ impl Conn {
         };
         match self.current_permission() {
             Some(p) if p.allows(access, resource) => Ok(()),
-            _ => Err(refused(kind, resource, &self.user)),
+            _ => Err(refused(kind, self.vhost_name(), resource, &self.user)),
         }
     }
 }
@@ -70,7 +69,7 @@ mod tests {
 
     #[test]
     fn refusal_text_and_default_exchange_name() {
-        let e = refused(Resource::Queue, "q", "u");
+        let e = refused(Resource::Queue, "/", "q", "u");
         assert_eq!(e.code(), 403);
         assert_eq!(
             e.to_string(),

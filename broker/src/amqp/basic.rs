@@ -15,7 +15,7 @@ use super::confirms::Confirms;
 use super::connection::Conn;
 use crate::core::ops::random_name;
 use crate::core::queue::{ConsumeRefused, ConsumerSpec, QueueCmd, Settle, SharedCredit};
-use crate::core::{ConfirmTarget, DEFAULT_VHOST, Delivery};
+use crate::core::{ConfirmTarget, Delivery};
 use crate::error::AmqpError;
 use crate::model::message::Message;
 
@@ -86,7 +86,7 @@ impl Conn {
                 let owner = ch.key;
                 let name = ch.queue_name(&m.queue)?;
                 self.check_access(Access::Read, Resource::Queue, &name)?;
-                let entry = self.core.lookup_queue(self.id, &name)?;
+                let entry = self.core.lookup_queue(self.vhost_name(), self.id, &name)?;
                 self.channel(channel)?.touch(&entry.handle);
                 let got = entry
                     .handle
@@ -234,7 +234,7 @@ impl Conn {
         let ch = self.channel(channel)?;
         let name = ch.queue_name(&m.queue)?;
         self.check_access(Access::Read, Resource::Queue, &name)?;
-        let entry = self.core.lookup_queue(self.id, &name)?;
+        let entry = self.core.lookup_queue(self.vhost_name(), self.id, &name)?;
         let tag = if m.consumer_tag.is_empty() {
             ShortStr::new(random_name("amq.ctag-"))
                 .map_err(|_| AmqpError::internal("consumer tag too long"))?
@@ -282,13 +282,15 @@ impl Conn {
             Some(Err(ConsumeRefused::ExclusiveInUse)) => {
                 self.channel(channel)?.consumers.remove(&tag);
                 Err(AmqpError::access_refused(format!(
-                    "queue '{name}' in vhost '{DEFAULT_VHOST}' in exclusive use"
+                    "queue '{name}' in vhost '{}' in exclusive use",
+                    self.vhost_name()
                 )))
             }
             None => {
                 self.channel(channel)?.consumers.remove(&tag);
                 Err(AmqpError::not_found(format!(
-                    "no queue '{name}' in vhost '{DEFAULT_VHOST}'"
+                    "no queue '{name}' in vhost '{}'",
+                    self.vhost_name()
                 )))
             }
         }
@@ -308,19 +310,21 @@ impl Conn {
             ));
         }
         self.check_access(Access::Write, Resource::Exchange, m.exchange.as_str())?;
-        let topo = self.core.topology();
+        let topo = self.topology();
         if !m.exchange.is_empty() {
             match topo.exchanges.get(m.exchange.as_str()) {
                 None => {
                     return Err(AmqpError::not_found(format!(
-                        "no exchange '{}' in vhost '{DEFAULT_VHOST}'",
-                        m.exchange
+                        "no exchange '{}' in vhost '{}'",
+                        m.exchange,
+                        self.vhost_name()
                     )));
                 }
                 Some(x) if x.internal => {
                     return Err(AmqpError::access_refused(format!(
-                        "cannot publish to internal exchange '{}' in vhost '{DEFAULT_VHOST}'",
-                        m.exchange
+                        "cannot publish to internal exchange '{}' in vhost '{}'",
+                        m.exchange,
+                        self.vhost_name()
                     )));
                 }
                 Some(_) => {}

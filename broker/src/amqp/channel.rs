@@ -222,15 +222,18 @@ impl Conn {
                     self.check_access(Access::Configure, Resource::Exchange, m.exchange.as_str())?;
                 }
                 self.core
-                    .declare_exchange(ExchangeDeclare {
-                        name: m.exchange.into_string(),
-                        kind: m.kind.into_string(),
-                        passive: m.passive,
-                        durable: m.durable,
-                        auto_delete: m.auto_delete,
-                        internal: m.internal,
-                        arguments: m.arguments,
-                    })
+                    .declare_exchange(
+                        self.vhost_name(),
+                        ExchangeDeclare {
+                            name: m.exchange.into_string(),
+                            kind: m.kind.into_string(),
+                            passive: m.passive,
+                            durable: m.durable,
+                            auto_delete: m.auto_delete,
+                            internal: m.internal,
+                            arguments: m.arguments,
+                        },
+                    )
                     .await?;
                 if !m.nowait {
                     self.send_method(channel, ExchangeDeclareOk {}.into());
@@ -239,7 +242,7 @@ impl Conn {
             Method::ExchangeDelete(m) => {
                 self.check_access(Access::Configure, Resource::Exchange, m.exchange.as_str())?;
                 self.core
-                    .delete_exchange(m.exchange.as_str(), m.if_unused)
+                    .delete_exchange(self.vhost_name(), m.exchange.as_str(), m.if_unused)
                     .await?;
                 if !m.nowait {
                     self.send_method(channel, ExchangeDeleteOk {}.into());
@@ -253,7 +256,9 @@ impl Conn {
                 };
                 self.check_access(Access::Write, Resource::Exchange, m.destination.as_str())?;
                 self.check_access(Access::Read, Resource::Exchange, m.source.as_str())?;
-                self.core.bind(self.id, m.source.as_str(), binding).await?;
+                self.core
+                    .bind(self.vhost_name(), self.id, m.source.as_str(), binding)
+                    .await?;
                 if !m.nowait {
                     self.send_method(channel, ExchangeBindOk {}.into());
                 }
@@ -267,7 +272,7 @@ impl Conn {
                 self.check_access(Access::Write, Resource::Exchange, m.destination.as_str())?;
                 self.check_access(Access::Read, Resource::Exchange, m.source.as_str())?;
                 self.core
-                    .unbind(self.id, m.source.as_str(), binding)
+                    .unbind(self.vhost_name(), self.id, m.source.as_str(), binding)
                     .await?;
                 if !m.nowait {
                     self.send_method(channel, ExchangeUnbindOk {}.into());
@@ -288,6 +293,7 @@ impl Conn {
                 let (name, stats) = self
                     .core
                     .declare_queue(
+                        self.vhost_name(),
                         self.id,
                         QueueDeclare {
                             name: requested,
@@ -324,7 +330,7 @@ impl Conn {
                     arguments: m.arguments,
                 };
                 self.core
-                    .bind(self.id, m.exchange.as_str(), binding)
+                    .bind(self.vhost_name(), self.id, m.exchange.as_str(), binding)
                     .await?;
                 if !m.nowait {
                     self.send_method(channel, QueueBindOk {}.into());
@@ -340,14 +346,14 @@ impl Conn {
                     arguments: m.arguments,
                 };
                 self.core
-                    .unbind(self.id, m.exchange.as_str(), binding)
+                    .unbind(self.vhost_name(), self.id, m.exchange.as_str(), binding)
                     .await?;
                 self.send_method(channel, QueueUnbindOk {}.into());
             }
             Method::QueuePurge(m) => {
                 let queue = self.channel(channel)?.queue_name(&m.queue)?;
                 self.check_access(Access::Read, Resource::Queue, &queue)?;
-                let entry = self.core.lookup_queue(self.id, &queue)?;
+                let entry = self.core.lookup_queue(self.vhost_name(), self.id, &queue)?;
                 let message_count = entry
                     .handle
                     .ask(|reply| QueueCmd::Purge { reply })
@@ -362,7 +368,7 @@ impl Conn {
                 self.check_access(Access::Configure, Resource::Queue, &queue)?;
                 let message_count = self
                     .core
-                    .delete_queue(self.id, &queue, m.if_unused, m.if_empty)
+                    .delete_queue(self.vhost_name(), self.id, &queue, m.if_unused, m.if_empty)
                     .await?;
                 if !m.nowait {
                     self.send_method(channel, QueueDeleteOk { message_count }.into());

@@ -29,7 +29,9 @@ use super::codec::{DecodeError, FrameDecoder};
 use super::handshake::{ClientCaps, HandshakeEnd};
 use crate::core::queue::{QueueCmd, QueueHandle, Settle};
 use crate::core::registry::{ConnectionMeta, Counted, IoCounters, Protocol, Registered};
-use crate::core::{ChannelKey, ConnEvent, ConnTx, Core, DEFAULT_VHOST};
+use crate::core::topology::Topology;
+use crate::core::vhost::Vhost;
+use crate::core::{ChannelKey, ConnEvent, ConnTx, Core};
 use crate::error::AmqpError;
 
 /// Read half of a connection's transport (TCP or TLS).
@@ -70,6 +72,8 @@ pub(crate) struct Conn {
     pub(crate) publish_blocked: bool,
     /// User name from connection.start-ok.
     pub(crate) user: String,
+    /// The vhost from connection.open (None until then).
+    pub(crate) vhost: Option<Arc<Vhost>>,
     /// The user's permissions in the vhost, and the user store's generation they were read at
     /// (read again when it changes, so permission changes apply to open connections).
     pub(crate) permission: Option<(u64, Arc<crate::core::access::Permission>)>,
@@ -149,6 +153,7 @@ pub(crate) async fn serve_transport(
         last_recv: now,
         publish_blocked: false,
         user: String::new(),
+        vhost: None,
         permission: None,
         client_name: None,
         io,
@@ -164,7 +169,7 @@ pub(crate) async fn serve_transport(
                 peer,
                 local,
                 user: conn.user.clone(),
-                vhost: DEFAULT_VHOST.to_string(),
+                vhost: conn.vhost_name().to_string(),
                 client_name: conn.client_name.clone(),
                 io: conn.io.clone(),
             };
@@ -178,11 +183,27 @@ pub(crate) async fn serve_transport(
         Err(HandshakeEnd::Drop) => {}
     }
     conn.release_all().await;
-    conn.core.connection_closed(conn.id).await;
+    conn.core
+        .connection_closed(conn.vhost_name(), conn.id)
+        .await;
     tracing::debug!(%peer, id = conn.id, "connection closed");
 }
 
 impl Conn {
+    /// Name of the connection's vhost (empty before connection.open).
+    pub(crate) fn vhost_name(&self) -> &str {
+        self.vhost.as_ref().map_or("", |v| v.name())
+    }
+
+    /// The vhost's current topology (empty before connection.open). Read per publish from
+    /// the vhost the connection holds, without a lookup by name.
+    pub(crate) fn topology(&self) -> Arc<Topology> {
+        match &self.vhost {
+            Some(v) => v.topology(),
+            None => Arc::new(Topology::default()),
+        }
+    }
+
     /// Queues one method frame for the next write.
     pub(crate) fn send_method(&mut self, channel: u16, method: Method) {
         encode_frame(&Frame::Method { channel, method }, &mut self.out);

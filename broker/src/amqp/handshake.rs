@@ -9,7 +9,6 @@ use protocol_amqp::{
 };
 
 use super::connection::{Conn, Reader};
-use crate::core::DEFAULT_VHOST;
 use crate::core::access::LoginRefused;
 use crate::error::AmqpError;
 
@@ -292,9 +291,11 @@ impl Conn {
             )
             .into());
         };
-        if virtual_host.as_str() != DEFAULT_VHOST {
-            return Err(not_allowed(format!("vhost '{}' not found", virtual_host.as_str())).into());
-        }
+        // RabbitMQ's text (rabbit_reader), unquoted.
+        let Some(vhost) = self.core.vhost(virtual_host.as_str()) else {
+            tracing::warn!(peer = %self.peer, user = %self.user, vhost = virtual_host.as_str(), "connection.open to a missing vhost");
+            return Err(not_allowed(format!("vhost {} not found", virtual_host.as_str())).into());
+        };
         if self
             .core
             .access
@@ -309,6 +310,7 @@ impl Conn {
             ))
             .into());
         }
+        self.vhost = Some(vhost);
         self.send_method(0, ConnectionOpenOk {}.into());
         self.flush().await.map_err(|_| HandshakeEnd::Drop)?;
         Ok(())

@@ -349,6 +349,11 @@ impl AccessControl {
             .is_some()
     }
 
+    /// Removes every permission in a vhost (the vhost is being deleted).
+    pub(crate) fn clear_vhost(&self, vhost: &str) {
+        self.write().permissions.retain(|(_, v), _| v != vhost);
+    }
+
     /// A user's permissions in a vhost (None: no access to it).
     pub fn permission(&self, user: &str, vhost: &str) -> Option<Arc<Permission>> {
         self.read()

@@ -10,7 +10,9 @@ pub mod queue;
 mod queue_task;
 pub mod registry;
 pub mod topology;
+pub mod vhost;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -23,8 +25,9 @@ use crate::model::message::MessageRef;
 use flusher::Flusher;
 use queue::QueueHandle;
 use topology::Topology;
+use vhost::Vhost;
 
-/// The only vhost until vhosts become configurable.
+/// The vhost a fresh broker has (and clients that name none use).
 pub const DEFAULT_VHOST: &str = "/";
 
 /// Identifies one channel *instance* for the broker's lifetime. Channel numbers are reused by
@@ -100,9 +103,9 @@ impl ConfirmTarget {
 
 /// Shared state of a running broker.
 pub struct Core {
-    /// Read-mostly snapshot: readers clone the `Arc` and route without the lock; writers
-    /// change it in place unless a reader still holds it. A std lock: never held across `.await`.
-    topology: RwLock<Arc<Topology>>,
+    /// Vhosts by name. A std lock: looked up per operation, never held across `.await`;
+    /// created and deleted only under `write_lock`.
+    vhosts: RwLock<HashMap<String, Arc<Vhost>>>,
     /// Serialises topology changes so that the definitions written to storage follow the same order.
     write_lock: tokio::sync::Mutex<()>,
     storage: Arc<dyn storage::Storage>,
@@ -125,7 +128,10 @@ impl Core {
     pub fn new(storage: Arc<dyn storage::Storage>, memory_high_watermark: u64) -> Arc<Core> {
         let flusher = Flusher::start(storage.clone());
         Arc::new(Core {
-            topology: RwLock::new(Arc::new(Topology::with_builtin_exchanges())),
+            vhosts: RwLock::new(HashMap::from([(
+                DEFAULT_VHOST.to_string(),
+                Arc::new(Vhost::new(DEFAULT_VHOST, vhost::VhostMeta::default())),
+            )])),
             write_lock: tokio::sync::Mutex::new(()),
             storage,
             flusher,
@@ -143,12 +149,42 @@ impl Core {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// The current topology snapshot.
-    pub fn topology(&self) -> Arc<Topology> {
-        match self.topology.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+    /// A vhost by name.
+    pub fn vhost(&self, name: &str) -> Option<Arc<Vhost>> {
+        let map = match self.vhosts.read() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        map.get(name).cloned()
+    }
+
+    /// Every vhost, by name.
+    pub fn vhosts(&self) -> Vec<Arc<Vhost>> {
+        let map = match self.vhosts.read() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut all: Vec<Arc<Vhost>> = map.values().cloned().collect();
+        all.sort_by(|a, b| a.name().cmp(b.name()));
+        all
+    }
+
+    /// The current topology snapshot of `vhost` (empty if there is no such vhost, e.g. it was
+    /// just deleted and its connections are still closing).
+    pub fn topology(&self, vhost: &str) -> Arc<Topology> {
+        match self.vhost(vhost) {
+            Some(v) => v.topology(),
+            None => Arc::new(Topology::default()),
         }
+    }
+
+    /// Replaces the vhost map's entry (under `write_lock`).
+    fn vhosts_mut<R>(&self, f: impl FnOnce(&mut HashMap<String, Arc<Vhost>>) -> R) -> R {
+        let mut map = match self.vhosts.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(&mut map)
     }
 
     /// Storage shared by all queues.
@@ -159,17 +195,5 @@ impl Core {
     /// The group-commit flusher.
     pub fn flusher(&self) -> &Flusher {
         &self.flusher
-    }
-
-    /// Applies `f` to a private copy of the topology and publishes the copy.
-    fn modify<R>(&self, f: impl FnOnce(&mut Topology) -> R) -> R {
-        let mut guard = match self.topology.write() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        // Copy on write, but only when a reader still holds the current snapshot: mostly the
-        // change is made in place, so a declare or bind costs O(1), not O(topology size)
-        // (MQTT declares a queue per session and binds once per subscription).
-        f(Arc::make_mut(&mut guard))
     }
 }

@@ -10,6 +10,7 @@ use super::access::{AccessError, Permission, User, hash_password};
 use super::queue::{DeleteRefused, QueueCmd, QueueStats};
 use super::queue_task::QueueTask;
 use super::topology::{QueueEntry, decode_table};
+use super::vhost::{Vhost, VhostMeta};
 use super::{Core, DEFAULT_VHOST};
 use crate::error::AmqpError;
 use crate::model::exchange::{Binding, Destination, Exchange, ExchangeKind};
@@ -61,21 +62,27 @@ pub struct ExchangeDeclare {
     pub arguments: FieldTable,
 }
 
-fn no_queue(name: &str) -> AmqpError {
-    AmqpError::not_found(format!("no queue '{name}' in vhost '{DEFAULT_VHOST}'"))
+fn no_queue(vhost: &str, name: &str) -> AmqpError {
+    AmqpError::not_found(format!("no queue '{name}' in vhost '{vhost}'"))
 }
 
-fn no_exchange(name: &str) -> AmqpError {
-    AmqpError::not_found(format!("no exchange '{name}' in vhost '{DEFAULT_VHOST}'"))
+fn no_exchange(vhost: &str, name: &str) -> AmqpError {
+    AmqpError::not_found(format!("no exchange '{name}' in vhost '{vhost}'"))
 }
 
-fn locked(name: &str) -> AmqpError {
+/// A vhost that does not exist (deleted while a connection to it was still closing).
+pub fn no_vhost(vhost: &str) -> AmqpError {
+    AmqpError::not_found(format!("vhost '{vhost}' not found"))
+}
+
+fn locked(vhost: &str, name: &str) -> AmqpError {
     AmqpError::resource_locked(format!(
-        "cannot obtain exclusive access to locked queue '{name}' in vhost '{DEFAULT_VHOST}'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration."
+        "cannot obtain exclusive access to locked queue '{name}' in vhost '{vhost}'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration."
     ))
 }
 
 fn inequivalent(
+    vhost: &str,
     arg: &str,
     what: &str,
     name: &str,
@@ -83,7 +90,7 @@ fn inequivalent(
     current: impl std::fmt::Display,
 ) -> AmqpError {
     AmqpError::precondition_failed(format!(
-        "inequivalent arg '{arg}' for {what} '{name}' in vhost '{DEFAULT_VHOST}': received '{received}' but current is '{current}'"
+        "inequivalent arg '{arg}' for {what} '{name}' in vhost '{vhost}': received '{received}' but current is '{current}'"
     ))
 }
 
@@ -113,7 +120,11 @@ pub(crate) fn random_name(prefix: &str) -> String {
 impl Core {
     /// Writes the durable topology and waits for it to be on disk.
     async fn persist_definitions(&self) -> Result<(), AmqpError> {
-        let mut defs = self.topology().definitions();
+        let mut defs = storage::Definitions::default();
+        for v in self.vhosts() {
+            v.topology().definitions(v.name(), &mut defs);
+            defs.vhosts.push(v.definition());
+        }
         (defs.users, defs.permissions) = self.access.definitions();
         self.storage()
             .put_definitions(&defs)
@@ -127,25 +138,28 @@ impl Core {
     /// queue.declare. Returns the name (server-named queues) and counts.
     pub async fn declare_queue(
         self: &Arc<Self>,
+        vhost: &str,
         conn_id: u64,
         req: QueueDeclare,
     ) -> Result<(String, QueueStats), AmqpError> {
         let _guard = self.write_lock.lock().await;
+        let v = self.vhost(vhost).ok_or_else(|| no_vhost(vhost))?;
         let name = if req.name.is_empty() && !req.passive {
             random_name("amq.gen-")
         } else {
             req.name.clone()
         };
         // An owned copy: holding the snapshot would make the insert below copy the topology.
-        let existing = self.topology().queues.get(&name).cloned();
+        let existing = v.topology().queues.get(&name).cloned();
         if let Some(q) = existing {
             if q.exclusive_owner.is_some_and(|owner| owner != conn_id) {
-                return Err(locked(&name));
+                return Err(locked(vhost, &name));
             }
             if !req.passive {
                 let durable = q.durable;
                 if durable != req.durable {
                     return Err(inequivalent(
+                        vhost,
                         "durable",
                         "queue",
                         &name,
@@ -155,6 +169,7 @@ impl Core {
                 }
                 if q.auto_delete != req.auto_delete {
                     return Err(inequivalent(
+                        vhost,
                         "auto_delete",
                         "queue",
                         &name,
@@ -164,6 +179,7 @@ impl Core {
                 }
                 if q.exclusive_owner.is_some() != req.exclusive {
                     return Err(inequivalent(
+                        vhost,
                         "exclusive",
                         "queue",
                         &name,
@@ -173,7 +189,7 @@ impl Core {
                 }
                 if q.arguments != req.arguments {
                     return Err(AmqpError::precondition_failed(format!(
-                        "inequivalent arguments for queue '{name}' in vhost '{DEFAULT_VHOST}'"
+                        "inequivalent arguments for queue '{name}' in vhost '{vhost}'"
                     )));
                 }
             }
@@ -183,14 +199,14 @@ impl Core {
                 // The queue task has ended: an auto-delete queue whose last consumer just
                 // went, still listed until its `forget_queue` runs. It is gone already.
                 None => {
-                    if self.remove_queue_entry(&name, handle.id()) {
+                    if Self::remove_queue_entry(&v, &name, handle.id()) {
                         self.persist_definitions().await?;
                     }
                 }
             }
         }
         if req.passive {
-            return Err(no_queue(&name));
+            return Err(no_queue(vhost, &name));
         }
         if req.name.starts_with("amq.") {
             return Err(AmqpError::access_refused(format!(
@@ -199,8 +215,15 @@ impl Core {
         }
         // An exclusive queue lives only as long as its connection: never on disk.
         let durable = req.durable && !req.exclusive;
-        let handle = QueueTask::spawn(self, name.clone(), durable, req.auto_delete, Vec::new());
-        self.modify(|t| {
+        let handle = QueueTask::spawn(
+            self,
+            vhost.to_string(),
+            name.clone(),
+            durable,
+            req.auto_delete,
+            Vec::new(),
+        );
+        v.modify(|t| {
             t.queues.insert(
                 name.clone(),
                 QueueEntry {
@@ -219,11 +242,16 @@ impl Core {
     }
 
     /// Finds a queue the connection may use.
-    pub fn lookup_queue(&self, conn_id: u64, name: &str) -> Result<QueueEntry, AmqpError> {
-        let topo = self.topology();
-        let q = topo.queues.get(name).ok_or_else(|| no_queue(name))?;
+    pub fn lookup_queue(
+        &self,
+        vhost: &str,
+        conn_id: u64,
+        name: &str,
+    ) -> Result<QueueEntry, AmqpError> {
+        let topo = self.topology(vhost);
+        let q = topo.queues.get(name).ok_or_else(|| no_queue(vhost, name))?;
         if q.exclusive_owner.is_some_and(|owner| owner != conn_id) {
-            return Err(locked(name));
+            return Err(locked(vhost, name));
         }
         Ok(q.clone())
     }
@@ -231,13 +259,17 @@ impl Core {
     /// queue.delete. Deleting a missing queue succeeds with 0 messages, as in RabbitMQ.
     pub async fn delete_queue(
         &self,
+        vhost: &str,
         conn_id: u64,
         name: &str,
         if_unused: bool,
         if_empty: bool,
     ) -> Result<u32, AmqpError> {
         let _guard = self.write_lock.lock().await;
-        let q = match self.lookup_queue(conn_id, name) {
+        let Some(v) = self.vhost(vhost) else {
+            return Ok(0);
+        };
+        let q = match self.lookup_queue(vhost, conn_id, name) {
             Ok(q) => q,
             Err(AmqpError::Channel {
                 code: protocol_amqp::reply_code::NOT_FOUND,
@@ -257,17 +289,17 @@ impl Core {
             Some(Ok(n)) => n,
             Some(Err(DeleteRefused::InUse)) => {
                 return Err(AmqpError::precondition_failed(format!(
-                    "queue '{name}' in vhost '{DEFAULT_VHOST}' in use"
+                    "queue '{name}' in vhost '{vhost}' in use"
                 )));
             }
             Some(Err(DeleteRefused::NotEmpty)) => {
                 return Err(AmqpError::precondition_failed(format!(
-                    "queue '{name}' in vhost '{DEFAULT_VHOST}' is not empty"
+                    "queue '{name}' in vhost '{vhost}' is not empty"
                 )));
             }
             None => 0,
         };
-        self.remove_queue_entry(name, q.handle.id());
+        Self::remove_queue_entry(&v, name, q.handle.id());
         if q.durable {
             self.persist_definitions().await?;
         }
@@ -275,9 +307,12 @@ impl Core {
     }
 
     /// Removes a queue whose task already ended (auto-delete).
-    pub(crate) async fn forget_queue(&self, name: &str, id: u64) {
+    pub(crate) async fn forget_queue(&self, vhost: &str, name: &str, id: u64) {
         let _guard = self.write_lock.lock().await;
-        if self.remove_queue_entry(name, id)
+        let Some(v) = self.vhost(vhost) else {
+            return;
+        };
+        if Self::remove_queue_entry(&v, name, id)
             && let Err(e) = self.persist_definitions().await
         {
             tracing::error!(queue = name, error = %e, "cannot persist definitions after auto-delete");
@@ -285,8 +320,8 @@ impl Core {
     }
 
     /// Drops the queue and its bindings from the topology; true if it was durable.
-    fn remove_queue_entry(&self, name: &str, id: u64) -> bool {
-        self.modify(|t| {
+    fn remove_queue_entry(v: &Vhost, name: &str, id: u64) -> bool {
+        v.modify(|t| {
             let Some(q) = t.queues.get(name) else {
                 return false;
             };
@@ -303,39 +338,45 @@ impl Core {
     }
 
     /// Deletes the exclusive queues of a closed connection.
-    pub async fn connection_closed(&self, conn_id: u64) {
+    pub async fn connection_closed(&self, vhost: &str, conn_id: u64) {
         let owned: Vec<String> = self
-            .topology()
+            .topology(vhost)
             .queues
             .iter()
             .filter(|(_, q)| q.exclusive_owner == Some(conn_id))
             .map(|(name, _)| name.clone())
             .collect();
         for name in owned {
-            if let Err(e) = self.delete_queue(conn_id, &name, false, false).await {
+            if let Err(e) = self.delete_queue(vhost, conn_id, &name, false, false).await {
                 tracing::warn!(queue = %name, error = %e, "cannot delete exclusive queue of a closed connection");
             }
         }
     }
 
     /// exchange.declare.
-    pub async fn declare_exchange(&self, req: ExchangeDeclare) -> Result<(), AmqpError> {
+    pub async fn declare_exchange(
+        &self,
+        vhost: &str,
+        req: ExchangeDeclare,
+    ) -> Result<(), AmqpError> {
         let _guard = self.write_lock.lock().await;
         if req.name.is_empty() {
             return Err(default_exchange_refused());
         }
-        let topo = self.topology();
+        let v = self.vhost(vhost).ok_or_else(|| no_vhost(vhost))?;
+        let topo = v.topology();
         if let Some(x) = topo.exchanges.get(&req.name) {
             if req.passive {
                 return Ok(());
             }
             if x.kind.as_str() != req.kind {
                 return Err(inequivalent(
-                    "type", "exchange", &req.name, &req.kind, x.kind,
+                    vhost, "type", "exchange", &req.name, &req.kind, x.kind,
                 ));
             }
             if x.durable != req.durable {
                 return Err(inequivalent(
+                    vhost,
                     "durable",
                     "exchange",
                     &req.name,
@@ -345,6 +386,7 @@ impl Core {
             }
             if x.auto_delete != req.auto_delete {
                 return Err(inequivalent(
+                    vhost,
                     "auto_delete",
                     "exchange",
                     &req.name,
@@ -354,6 +396,7 @@ impl Core {
             }
             if x.internal != req.internal {
                 return Err(inequivalent(
+                    vhost,
                     "internal",
                     "exchange",
                     &req.name,
@@ -363,14 +406,14 @@ impl Core {
             }
             if x.arguments != req.arguments {
                 return Err(AmqpError::precondition_failed(format!(
-                    "inequivalent arguments for exchange '{}' in vhost '{DEFAULT_VHOST}'",
+                    "inequivalent arguments for exchange '{}' in vhost '{vhost}'",
                     req.name
                 )));
             }
             return Ok(());
         }
         if req.passive {
-            return Err(no_exchange(&req.name));
+            return Err(no_exchange(vhost, &req.name));
         }
         if req.name.starts_with("amq.") {
             return Err(AmqpError::access_refused(format!(
@@ -394,7 +437,7 @@ impl Core {
             req.internal,
             req.arguments,
         );
-        self.modify(|t| t.exchanges.insert(req.name.clone(), Arc::new(x)));
+        v.modify(|t| t.exchanges.insert(req.name.clone(), Arc::new(x)));
         if req.durable {
             self.persist_definitions().await?;
         }
@@ -402,7 +445,12 @@ impl Core {
     }
 
     /// exchange.delete. Deleting a missing exchange succeeds, as in RabbitMQ.
-    pub async fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), AmqpError> {
+    pub async fn delete_exchange(
+        &self,
+        vhost: &str,
+        name: &str,
+        if_unused: bool,
+    ) -> Result<(), AmqpError> {
         let _guard = self.write_lock.lock().await;
         if name.is_empty() {
             return Err(default_exchange_refused());
@@ -412,18 +460,21 @@ impl Core {
                 "deletion of system exchange '{name}' is not allowed"
             )));
         }
-        let topo = self.topology();
+        let Some(v) = self.vhost(vhost) else {
+            return Ok(());
+        };
+        let topo = v.topology();
         let Some(x) = topo.exchanges.get(name) else {
             return Ok(());
         };
         if if_unused && x.binding_count() > 0 {
             return Err(AmqpError::precondition_failed(format!(
-                "exchange '{name}' in vhost '{DEFAULT_VHOST}' in use"
+                "exchange '{name}' in vhost '{vhost}' in use"
             )));
         }
         let durable = x.durable;
         drop(topo);
-        self.modify(|t| {
+        v.modify(|t| {
             t.exchanges.remove(name);
             for emptied in t.remove_bindings_to(&Destination::Exchange(name.to_string())) {
                 t.exchanges.remove(&emptied);
@@ -438,25 +489,30 @@ impl Core {
     /// queue.bind and exchange.bind: adds `binding` to `source`.
     pub async fn bind(
         &self,
+        vhost: &str,
         conn_id: u64,
         source: &str,
         binding: Binding,
     ) -> Result<(), AmqpError> {
-        self.change_binding(conn_id, source, binding, true).await
+        self.change_binding(vhost, conn_id, source, binding, true)
+            .await
     }
 
     /// queue.unbind and exchange.unbind. Removing a missing binding succeeds.
     pub async fn unbind(
         &self,
+        vhost: &str,
         conn_id: u64,
         source: &str,
         binding: Binding,
     ) -> Result<(), AmqpError> {
-        self.change_binding(conn_id, source, binding, false).await
+        self.change_binding(vhost, conn_id, source, binding, false)
+            .await
     }
 
     async fn change_binding(
         &self,
+        vhost: &str,
         conn_id: u64,
         source: &str,
         binding: Binding,
@@ -466,21 +522,25 @@ impl Core {
         if source.is_empty() {
             return Err(default_exchange_refused());
         }
-        let topo = self.topology();
+        let v = self.vhost(vhost).ok_or_else(|| no_vhost(vhost))?;
+        let topo = v.topology();
         let x = topo
             .exchanges
             .get(source)
-            .ok_or_else(|| no_exchange(source))?;
+            .ok_or_else(|| no_exchange(vhost, source))?;
         let dest_durable = match &binding.destination {
-            Destination::Queue(q) => self.lookup_queue(conn_id, q)?.durable,
+            Destination::Queue(q) => self.lookup_queue(vhost, conn_id, q)?.durable,
             Destination::Exchange(e) if e.is_empty() => return Err(default_exchange_refused()),
             Destination::Exchange(e) => {
-                topo.exchanges.get(e).ok_or_else(|| no_exchange(e))?.durable
+                topo.exchanges
+                    .get(e)
+                    .ok_or_else(|| no_exchange(vhost, e))?
+                    .durable
             }
         };
         let durable = x.durable && dest_durable;
         drop(topo);
-        let changed = self.modify(|t| {
+        let changed = v.modify(|t| {
             let Some(x) = t.exchanges.get_mut(source) else {
                 return Ok(false);
             };
@@ -566,66 +626,159 @@ impl Core {
         Ok(true)
     }
 
-    /// Rebuilds the durable topology and queue contents from storage.
+    /// Creates a vhost (with its default and `amq.*` exchanges), or updates the description
+    /// and tags of an existing one; stores it. Returns whether it was created.
+    pub async fn put_vhost(&self, name: &str, meta: VhostMeta) -> Result<bool, AmqpError> {
+        if name.is_empty() {
+            return Err(AmqpError::precondition_failed(
+                "vhost name must not be empty",
+            ));
+        }
+        let _guard = self.write_lock.lock().await;
+        let created = match self.vhost(name) {
+            Some(v) => {
+                v.set_meta(meta);
+                false
+            }
+            None => {
+                let v = Arc::new(Vhost::new(name, meta));
+                self.vhosts_mut(|m| m.insert(name.to_string(), v));
+                true
+            }
+        };
+        self.persist_definitions().await?;
+        if created {
+            tracing::info!(vhost = name, "vhost created");
+        }
+        Ok(created)
+    }
+
+    /// Deletes a vhost as RabbitMQ does: its connections are closed (AMQP with 320
+    /// CONNECTION_FORCED), its queues deleted with their stored messages, its exchanges and
+    /// permissions removed. False if there was no such vhost.
+    pub async fn delete_vhost(&self, name: &str) -> Result<bool, AmqpError> {
+        let _guard = self.write_lock.lock().await;
+        let Some(v) = self.vhosts_mut(|m| m.remove(name)) else {
+            return Ok(false);
+        };
+        for c in self.connections.list() {
+            if c.meta.vhost == name {
+                c.close(format!("vhost '{name}' is deleted"));
+            }
+        }
+        let topo = v.topology();
+        for q in topo.queues.values() {
+            // The task deletes the queue's log; an ended task has nothing left to delete.
+            let _ = q
+                .handle
+                .ask(|reply| QueueCmd::Delete {
+                    if_unused: false,
+                    if_empty: false,
+                    reply,
+                })
+                .await;
+        }
+        v.modify(|t| *t = super::topology::Topology::default());
+        self.access.clear_vhost(name);
+        self.persist_definitions().await?;
+        tracing::info!(vhost = name, queues = topo.queues.len(), "vhost deleted");
+        Ok(true)
+    }
+
+    /// Rebuilds the vhosts, the durable topology and queue contents from storage.
     pub fn recover(self: &Arc<Core>) -> Result<RecoveryStats, storage::StorageError> {
         let defs = self.storage().load_definitions()?;
         self.access.load(&defs.users, &defs.permissions);
-        let mut stats = RecoveryStats::default();
-        let core = self.clone();
-        let mut entries = Vec::new();
-        for q in &defs.queues {
-            let key = storage::QueueKey {
-                vhost: q.vhost.clone(),
-                name: q.name.clone(),
-            };
-            let messages = self.storage().recover(&key)?;
-            stats.messages += messages.len();
-            let handle = QueueTask::spawn(&core, q.name.clone(), true, q.auto_delete, messages);
-            entries.push((
-                q.name.clone(),
-                QueueEntry {
-                    handle,
-                    durable: true,
-                    exclusive_owner: None,
-                    auto_delete: q.auto_delete,
-                    arguments: decode_table(&q.arguments).unwrap_or_default(),
-                },
-            ));
+        // The stored vhosts; none on a fresh data dir or in snapshots written before vhosts
+        // existed, which means `/` alone. A vhost a stored object names exists too.
+        let mut metas: std::collections::BTreeMap<String, VhostMeta> = defs
+            .vhosts
+            .iter()
+            .map(|v| {
+                let meta = VhostMeta {
+                    description: v.description.clone(),
+                    tags: v.tags.clone(),
+                };
+                (v.name.clone(), meta)
+            })
+            .collect();
+        if metas.is_empty() {
+            metas.insert(DEFAULT_VHOST.to_string(), VhostMeta::default());
         }
-        self.modify(|t| {
-            for x in &defs.exchanges {
-                let Some(kind) = ExchangeKind::parse(&x.kind) else {
-                    tracing::error!(exchange = %x.name, kind = %x.kind, "skipping stored exchange of unknown type");
-                    continue;
-                };
-                let args = decode_table(&x.arguments).unwrap_or_default();
-                t.exchanges.insert(
-                    x.name.clone(),
-                    Arc::new(Exchange::new(x.name.clone(), kind, true, x.auto_delete, x.internal, args)),
-                );
-                stats.exchanges += 1;
-            }
-            for (name, entry) in entries {
-                t.queues.insert(name, entry);
-                stats.queues += 1;
-            }
-            for b in &defs.bindings {
-                let destination = if b.destination_is_exchange {
-                    Destination::Exchange(b.destination.clone())
-                } else {
-                    Destination::Queue(b.destination.clone())
-                };
-                let binding = Binding {
-                    destination,
-                    routing_key: b.routing_key.clone(),
-                    arguments: decode_table(&b.arguments).unwrap_or_default(),
-                };
-                if let Some(x) = t.exchanges.get_mut(&b.source)
-                    && Arc::make_mut(x).bind(binding).is_ok() {
-                        stats.bindings += 1;
-                    }
+        let named = defs.queues.iter().map(|q| &q.vhost);
+        let named = named.chain(defs.exchanges.iter().map(|x| &x.vhost));
+        for vhost in named.chain(defs.bindings.iter().map(|b| &b.vhost)) {
+            metas.entry(vhost.clone()).or_default();
+        }
+        self.vhosts_mut(|m| {
+            m.clear();
+            for (name, meta) in metas {
+                m.insert(name.clone(), Arc::new(Vhost::new(name, meta)));
             }
         });
+        let mut stats = RecoveryStats::default();
+        for x in &defs.exchanges {
+            let Some(kind) = ExchangeKind::parse(&x.kind) else {
+                tracing::error!(exchange = %x.name, kind = %x.kind, "skipping stored exchange of unknown type");
+                continue;
+            };
+            let Some(v) = self.vhost(&x.vhost) else {
+                continue;
+            };
+            let args = decode_table(&x.arguments).unwrap_or_default();
+            let exchange =
+                Exchange::new(x.name.clone(), kind, true, x.auto_delete, x.internal, args);
+            v.modify(|t| t.exchanges.insert(x.name.clone(), Arc::new(exchange)));
+            stats.exchanges += 1;
+        }
+        for q in &defs.queues {
+            let Some(v) = self.vhost(&q.vhost) else {
+                continue;
+            };
+            let key = storage::QueueKey::new(q.vhost.clone(), q.name.clone());
+            let messages = self.storage().recover_seqs(&key)?;
+            stats.messages += messages.len();
+            let handle = QueueTask::spawn(
+                self,
+                q.vhost.clone(),
+                q.name.clone(),
+                true,
+                q.auto_delete,
+                messages,
+            );
+            let entry = QueueEntry {
+                handle,
+                durable: true,
+                exclusive_owner: None,
+                auto_delete: q.auto_delete,
+                arguments: decode_table(&q.arguments).unwrap_or_default(),
+            };
+            v.modify(|t| t.queues.insert(q.name.clone(), entry));
+            stats.queues += 1;
+        }
+        for b in &defs.bindings {
+            let Some(v) = self.vhost(&b.vhost) else {
+                continue;
+            };
+            let destination = if b.destination_is_exchange {
+                Destination::Exchange(b.destination.clone())
+            } else {
+                Destination::Queue(b.destination.clone())
+            };
+            let binding = Binding {
+                destination,
+                routing_key: b.routing_key.clone(),
+                arguments: decode_table(&b.arguments).unwrap_or_default(),
+            };
+            let bound = v.modify(|t| {
+                t.exchanges
+                    .get_mut(&b.source)
+                    .is_some_and(|x| Arc::make_mut(x).bind(binding).is_ok())
+            });
+            if bound {
+                stats.bindings += 1;
+            }
+        }
         Ok(stats)
     }
 }

@@ -3,6 +3,13 @@
 //! It drains its mailbox in batches, so one storage append and one flusher request cover every
 //! persistent message of the batch, then dispatches ready messages round-robin to consumers
 //! that have prefetch credit.
+//!
+//! A long durable queue does not hold its persistent bodies in memory: beyond the first
+//! [`MEMORY_WINDOW`] ready messages a stored message keeps only its seq (its body is in the
+//! storage log), and bodies are read back [`PAGE`] at a time as the front of the queue reaches
+//! them. Recovery starts every stored message that way, so a restart reads no bodies. Transient
+//! messages, and every message of a non-durable queue, always keep their bodies. The memory
+//! gauge counts the bodies held, wherever they are (ready, unacked).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -22,12 +29,28 @@ use crate::model::message::{Message, MessageRef};
 /// How many commands one wake-up handles before dispatching and flushing.
 const BATCH: usize = 512;
 
+/// Ready messages that keep their bodies in memory; stored messages behind them keep only
+/// their seq. Larger than [`BATCH`], so a message published without its body in memory is
+/// written to storage (at the end of its batch) before it can reach the front.
+const MEMORY_WINDOW: usize = 2048;
+
+/// Bodies read back from storage at once when the front of the queue has none.
+const PAGE: usize = 512;
+
 #[derive(Debug)]
 struct Ready {
     seq: u64,
-    msg: MessageRef,
+    /// `None`: a stored message whose body is only on disk (see the module docs).
+    msg: Option<MessageRef>,
     redelivered: bool,
     stored: bool,
+}
+
+impl Ready {
+    /// Bytes of body this entry holds in memory (what the memory gauge counts).
+    fn body_len(&self) -> usize {
+        self.msg.as_ref().map_or(0, |m| m.body.len())
+    }
 }
 
 #[derive(Debug)]
@@ -78,6 +101,8 @@ pub(crate) struct QueueTask {
     to_store: Vec<StoredMessage>,
     to_remove: Vec<u64>,
     confirm_after_sync: Vec<ConfirmTarget>,
+    /// Whether the last storage read failed (so paging in retries instead of dropping).
+    read_failed: bool,
 }
 
 /// What the task should do after a command.
@@ -87,43 +112,25 @@ enum Flow {
 }
 
 impl QueueTask {
-    /// Spawns a queue task holding `recovered` messages (all marked redelivered).
+    /// Spawns a queue task holding the `recovered` stored messages (by seq, bodies left on disk
+    /// until consumers get near them; all marked redelivered).
     pub(crate) fn spawn(
         core: &Arc<Core>,
+        vhost: String,
         name: String,
         durable: bool,
         auto_delete: bool,
-        recovered: Vec<StoredMessage>,
+        recovered: Vec<u64>,
     ) -> QueueHandle {
         let (tx, rx) = mpsc::channel(super::queue::MAILBOX_CAPACITY);
         let handle = QueueHandle::new(core.next_id(), name.clone(), tx);
         let mut ready = VecDeque::with_capacity(recovered.len());
         let mut next_seq = 1;
-        for m in recovered {
-            next_seq = next_seq.max(m.seq + 1);
-            let properties = match BasicProperties::decode(&m.properties) {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::error!(queue = %name, seq = m.seq, error = %e, "skipping stored message with unreadable properties");
-                    continue;
-                }
-            };
-            let (Ok(exchange), Ok(routing_key)) =
-                (ShortStr::new(m.exchange), ShortStr::new(m.routing_key))
-            else {
-                tracing::error!(queue = %name, seq = m.seq, "skipping stored message with an over-long name");
-                continue;
-            };
-            core.memory.add(m.body.len());
+        for seq in recovered {
+            next_seq = next_seq.max(seq + 1);
             ready.push_back(Ready {
-                seq: m.seq,
-                msg: Arc::new(Message {
-                    exchange,
-                    routing_key,
-                    properties,
-                    body: m.body,
-                    publisher: None,
-                }),
+                seq,
+                msg: None,
                 redelivered: true,
                 stored: true,
             });
@@ -131,10 +138,7 @@ impl QueueTask {
         let task = QueueTask {
             core: core.clone(),
             handle: handle.clone(),
-            key: QueueKey {
-                vhost: super::DEFAULT_VHOST.into(),
-                name,
-            },
+            key: QueueKey { vhost, name },
             durable,
             auto_delete,
             next_seq,
@@ -146,6 +150,7 @@ impl QueueTask {
             to_store: Vec::new(),
             to_remove: Vec::new(),
             confirm_after_sync: Vec::new(),
+            read_failed: false,
         };
         core.tasks.spawn(task.run(rx));
         handle
@@ -180,10 +185,10 @@ impl QueueTask {
                 tracing::debug!(queue = %self.key.name, "auto-delete: last consumer gone");
                 self.delete_self();
                 let core = self.core.clone();
-                let (name, id) = (self.key.name.clone(), self.handle.id());
+                let (key, id) = (self.key.clone(), self.handle.id());
                 self.core
                     .tasks
-                    .spawn(async move { core.forget_queue(&name, id).await });
+                    .spawn(async move { core.forget_queue(&key.vhost, &key.name, id).await });
                 return;
             }
         }
@@ -225,10 +230,17 @@ impl QueueTask {
                 no_ack,
                 reply,
             } => {
-                let got = self.ready.pop_front().map(|r| {
+                self.page_in_front();
+                // A front whose body could not be read (logged) stays: answer empty for now.
+                let front = match self.ready.front() {
+                    Some(r) if r.msg.is_some() => self.ready.pop_front(),
+                    _ => None,
+                };
+                let got = front.and_then(|r| Some((r.msg.clone()?, r)));
+                let got = got.map(|(msg, r)| {
                     self.handle.counters().add_got();
                     if no_ack {
-                        self.core.memory.sub(r.msg.body.len());
+                        self.core.memory.sub(msg.body.len());
                         if r.stored {
                             self.to_remove.push(r.seq);
                         }
@@ -236,7 +248,7 @@ impl QueueTask {
                         self.unacked.insert(
                             r.seq,
                             Unacked {
-                                msg: r.msg.clone(),
+                                msg: msg.clone(),
                                 owner,
                                 tag: None,
                                 stored: r.stored,
@@ -246,7 +258,7 @@ impl QueueTask {
                     }
                     GetOk {
                         seq: r.seq,
-                        msg: r.msg,
+                        msg,
                         redelivered: r.redelivered,
                         remaining: count(self.ready.len()),
                     }
@@ -256,7 +268,7 @@ impl QueueTask {
             QueueCmd::Purge { reply } => {
                 let n = count(self.ready.len());
                 for r in self.ready.drain(..) {
-                    self.core.memory.sub(r.msg.body.len());
+                    self.core.memory.sub(r.body_len());
                     if r.stored {
                         self.to_remove.push(r.seq);
                     }
@@ -288,13 +300,28 @@ impl QueueTask {
                 });
             }
             QueueCmd::Peek { count, reply } => {
+                // Bodies on disk are read for the copy, not kept.
+                let missing: Vec<u64> = self
+                    .ready
+                    .iter()
+                    .take(count)
+                    .filter(|r| r.msg.is_none())
+                    .map(|r| r.seq)
+                    .collect();
+                let mut loaded = self.read_stored(&missing).into_iter().peekable();
                 let copies = self
                     .ready
                     .iter()
                     .take(count)
-                    .map(|r| Peeked {
-                        msg: r.msg.clone(),
-                        redelivered: r.redelivered,
+                    .filter_map(|r| {
+                        let msg = match &r.msg {
+                            Some(m) => m.clone(),
+                            None => loaded.next_if(|(seq, _)| *seq == r.seq)?.1,
+                        };
+                        Some(Peeked {
+                            msg,
+                            redelivered: r.redelivered,
+                        })
                     })
                     .collect();
                 let _ = reply.send(copies);
@@ -321,7 +348,6 @@ impl QueueTask {
 
     fn publish(&mut self, msg: MessageRef, confirm: Option<ConfirmTarget>) {
         self.handle.counters().add_published();
-        self.core.memory.add(msg.body.len());
         let seq = self.next_seq;
         self.next_seq += 1;
         let stored = self.durable && msg.is_persistent();
@@ -341,12 +367,88 @@ impl QueueTask {
         } else if let Some(c) = confirm {
             c.send(true);
         }
+        // Behind a full window a stored body lives on disk only (once this batch is written).
+        let msg = if stored && self.ready.len() >= MEMORY_WINDOW {
+            None
+        } else {
+            self.core.memory.add(msg.body.len());
+            Some(msg)
+        };
         self.ready.push_back(Ready {
             seq,
             msg,
             redelivered: false,
             stored,
         });
+    }
+
+    /// Makes sure the front of the ready list has its body, reading the next [`PAGE`] bodies
+    /// that are only on disk. Entries whose record cannot be read are dropped (logged).
+    fn page_in_front(&mut self) {
+        if self.ready.front().is_none_or(|r| r.msg.is_some()) {
+            return;
+        }
+        let missing: Vec<u64> = self
+            .ready
+            .iter()
+            .take(MEMORY_WINDOW)
+            .filter(|r| r.msg.is_none())
+            .take(PAGE)
+            .map(|r| r.seq)
+            .collect();
+        let Some(&last) = missing.last() else {
+            return;
+        };
+        let loaded = self.read_stored(&missing);
+        if loaded.is_empty() && self.read_failed {
+            // The disk failed; leave the entries for a later attempt rather than lose them.
+            return;
+        }
+        let mut loaded = loaded.into_iter().peekable();
+        let mut lost = Vec::new();
+        for r in self.ready.iter_mut() {
+            if r.seq > last {
+                break;
+            }
+            if r.msg.is_some() {
+                continue;
+            }
+            match loaded.next_if(|(seq, _)| *seq == r.seq) {
+                Some((_, msg)) => {
+                    self.core.memory.add(msg.body.len());
+                    r.msg = Some(msg);
+                }
+                None => lost.push(r.seq),
+            }
+        }
+        if !lost.is_empty() {
+            tracing::error!(queue = %self.key.name, count = lost.len(), "stored messages could not be read back; dropping them");
+            self.ready
+                .retain(|r| r.msg.is_some() || !lost.contains(&r.seq));
+            self.to_remove.extend_from_slice(&lost);
+        }
+    }
+
+    /// Reads stored messages (seqs increasing) back as broker messages, in seq order; the
+    /// batch's own appends are written first so they can be read. Messages that are missing or
+    /// unreadable are left out; a storage error leaves out all of them and sets `read_failed`.
+    fn read_stored(&mut self, seqs: &[u64]) -> Vec<(u64, MessageRef)> {
+        self.read_failed = false;
+        if seqs.is_empty() {
+            return Vec::new();
+        }
+        self.flush_storage();
+        match self.core.storage().read(&self.key, seqs) {
+            Ok(msgs) => msgs
+                .into_iter()
+                .filter_map(|m| Some((m.seq, to_message(&self.key.name, m)?)))
+                .collect(),
+            Err(e) => {
+                tracing::error!(queue = %self.key.name, error = %e, "cannot read stored messages");
+                self.read_failed = true;
+                Vec::new()
+            }
+        }
     }
 
     fn add_consumer(&mut self, spec: ConsumerSpec) -> Result<(), ConsumeRefused> {
@@ -394,7 +496,7 @@ impl QueueTask {
             Settle::Requeue => {
                 let entry = Ready {
                     seq,
-                    msg: u.msg,
+                    msg: Some(u.msg),
                     redelivered: true,
                     stored: u.stored,
                 };
@@ -431,6 +533,7 @@ impl QueueTask {
     /// Hands ready messages to consumers with credit, round-robin.
     fn dispatch(&mut self) {
         while !self.ready.is_empty() && !self.consumers.is_empty() {
+            self.page_in_front();
             let n = self.consumers.len();
             let start = self.next_consumer % n;
             let Some(i) = (0..n)
@@ -440,6 +543,11 @@ impl QueueTask {
                 return;
             };
             let Some(r) = self.ready.pop_front() else {
+                return;
+            };
+            let Some(msg) = r.msg.clone() else {
+                // Its body could not be read (the error is logged): try again later.
+                self.ready.push_front(r);
                 return;
             };
             let c = &mut self.consumers[i];
@@ -455,7 +563,7 @@ impl QueueTask {
                 consumer_tag: c.spec.tag.clone(),
                 queue: self.handle.clone(),
                 seq: r.seq,
-                msg: r.msg.clone(),
+                msg: msg.clone(),
                 redelivered: r.redelivered,
             };
             if c.spec.conn.send(ConnEvent::Deliver(delivery)).is_err() {
@@ -472,7 +580,7 @@ impl QueueTask {
             self.unacked.insert(
                 r.seq,
                 Unacked {
-                    msg: r.msg,
+                    msg,
                     owner: c.spec.owner,
                     tag: Some(c.spec.tag.clone()),
                     stored: r.stored,
@@ -498,7 +606,7 @@ impl QueueTask {
             });
         }
         for r in self.ready.drain(..) {
-            self.core.memory.sub(r.msg.body.len());
+            self.core.memory.sub(r.body_len());
         }
         for (_, u) in std::mem::take(&mut self.unacked) {
             self.core.memory.sub(u.msg.body.len());
@@ -509,6 +617,29 @@ impl QueueTask {
             tracing::error!(queue = %self.key.name, error = %e, "cannot delete the queue's stored messages");
         }
     }
+}
+
+/// A stored message as a broker message, or `None` (logged) when its stored fields are unusable.
+fn to_message(queue: &str, m: StoredMessage) -> Option<MessageRef> {
+    let properties = match BasicProperties::decode(&m.properties) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(queue = %queue, seq = m.seq, error = %e, "skipping stored message with unreadable properties");
+            return None;
+        }
+    };
+    let (Ok(exchange), Ok(routing_key)) = (ShortStr::new(m.exchange), ShortStr::new(m.routing_key))
+    else {
+        tracing::error!(queue = %queue, seq = m.seq, "skipping stored message with an over-long name");
+        return None;
+    };
+    Some(Arc::new(Message {
+        exchange,
+        routing_key,
+        properties,
+        body: m.body,
+        publisher: None,
+    }))
 }
 
 fn count(n: usize) -> u32 {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use protocol_amqp::FieldTable;
 
-use super::DEFAULT_VHOST;
 use super::queue::QueueHandle;
 use crate::model::exchange::{Destination, Exchange, ExchangeKind};
 
@@ -34,7 +33,7 @@ pub struct QueueEntry {
     pub arguments: FieldTable,
 }
 
-/// Exchanges and queues of the (single, for now) vhost.
+/// Exchanges and queues of one vhost.
 #[derive(Debug, Clone, Default)]
 pub struct Topology {
     /// By name; the default exchange "" is implicit and not in here.
@@ -125,16 +124,15 @@ impl Topology {
         emptied
     }
 
-    /// The durable part, as storage keeps it.
-    pub fn definitions(&self) -> storage::Definitions {
-        let mut d = storage::Definitions::default();
+    /// Appends the durable part, as storage keeps it, to `d` under `vhost`.
+    pub fn definitions(&self, vhost: &str, d: &mut storage::Definitions) {
         let mut names: Vec<&String> = self.exchanges.keys().collect();
         names.sort();
         for name in names {
             let x = &self.exchanges[name];
             if x.durable && !name.starts_with("amq.") {
                 d.exchanges.push(storage::ExchangeDef {
-                    vhost: DEFAULT_VHOST.into(),
+                    vhost: vhost.into(),
                     name: name.clone(),
                     kind: x.kind.as_str().into(),
                     durable: true,
@@ -149,7 +147,7 @@ impl Topology {
         queues.sort_by(|a, b| a.0.cmp(b.0));
         for (name, q) in &queues {
             d.queues.push(storage::QueueDef {
-                vhost: DEFAULT_VHOST.into(),
+                vhost: vhost.into(),
                 name: (*name).clone(),
                 durable: true,
                 auto_delete: q.auto_delete,
@@ -174,7 +172,7 @@ impl Topology {
                 };
                 if durable {
                     d.bindings.push(storage::BindingDef {
-                        vhost: DEFAULT_VHOST.into(),
+                        vhost: vhost.into(),
                         source: name.clone(),
                         destination: destination.clone(),
                         destination_is_exchange,
@@ -184,7 +182,6 @@ impl Topology {
                 }
             }
         }
-        d
     }
 }
 

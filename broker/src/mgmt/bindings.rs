@@ -12,8 +12,8 @@ use super::body::Body;
 use super::exchanges::exchange_name;
 use super::json::{json_to_table, table_to_json};
 use super::{API_CONN_ID, ApiError, MgmtState, check_vhost};
+use crate::core::Core;
 use crate::core::topology::{Topology, encode_table};
-use crate::core::{Core, DEFAULT_VHOST};
 use crate::model::exchange::{Binding, Destination};
 
 /// RabbitMQ's "properties key" of a binding, which names it in paths: the routing key
@@ -44,11 +44,11 @@ fn destination_parts(d: &Destination) -> (&str, &'static str) {
     }
 }
 
-pub(crate) fn binding_json(source: &str, b: &Binding) -> Value {
+pub(crate) fn binding_json(vhost: &str, source: &str, b: &Binding) -> Value {
     let (destination, kind) = destination_parts(&b.destination);
     json!({
         "source": source,
-        "vhost": DEFAULT_VHOST,
+        "vhost": vhost,
         "destination": destination,
         "destination_type": kind,
         "routing_key": b.routing_key,
@@ -92,16 +92,20 @@ pub(crate) fn all_bindings(t: &Topology, with_default: bool) -> Vec<(String, Bin
     out
 }
 
-fn list_json(core: &Core) -> Vec<Value> {
-    all_bindings(&core.topology(), true)
+fn list_json(core: &Core, vhost: &str) -> Vec<Value> {
+    all_bindings(&core.topology(vhost), true)
         .iter()
-        .map(|(s, b)| binding_json(s, b))
+        .map(|(s, b)| binding_json(vhost, s, b))
         .collect()
 }
 
-/// `GET /api/bindings`.
+/// `GET /api/bindings`: every vhost's, by vhost.
 pub(crate) async fn list(State(s): State<MgmtState>) -> Json<Vec<Value>> {
-    Json(list_json(&s.core))
+    let mut out = Vec::new();
+    for v in s.core.vhosts() {
+        out.extend(list_json(&s.core, v.name()));
+    }
+    Json(out)
 }
 
 /// `GET /api/bindings/{vhost}`.
@@ -109,12 +113,17 @@ pub(crate) async fn list_in(
     State(s): State<MgmtState>,
     Path(vhost): Path<String>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    check_vhost(&vhost)?;
-    Ok(Json(list_json(&s.core)))
+    check_vhost(&s.core, &vhost)?;
+    Ok(Json(list_json(&s.core, &vhost)))
 }
 
-fn bindings_between(core: &Core, source: &str, dest: &Destination) -> Result<Vec<Value>, ApiError> {
-    let t = core.topology();
+fn bindings_between(
+    core: &Core,
+    vhost: &str,
+    source: &str,
+    dest: &Destination,
+) -> Result<Vec<Value>, ApiError> {
+    let t = core.topology(vhost);
     let (d, _) = destination_parts(dest);
     let dest_exists = match dest {
         Destination::Queue(q) => t.queues.contains_key(q),
@@ -126,6 +135,7 @@ fn bindings_between(core: &Core, source: &str, dest: &Destination) -> Result<Vec
     if source.is_empty() {
         return Ok(match dest {
             Destination::Queue(q) => vec![binding_json(
+                vhost,
                 "",
                 &Binding {
                     destination: dest.clone(),
@@ -142,7 +152,10 @@ fn bindings_between(core: &Core, source: &str, dest: &Destination) -> Result<Vec
         .ok_or_else(|| ApiError::not_found(format!("no exchange '{source}'")))?;
     let mut list: Vec<&Binding> = x.bindings_to(dest).iter().collect();
     list.sort_by(|a, b| a.routing_key.cmp(&b.routing_key));
-    Ok(list.into_iter().map(|b| binding_json(source, b)).collect())
+    Ok(list
+        .into_iter()
+        .map(|b| binding_json(vhost, source, b))
+        .collect())
 }
 
 /// `GET /api/bindings/{vhost}/e/{source}/q/{queue}`.
@@ -150,8 +163,9 @@ pub(crate) async fn between_queue(
     State(s): State<MgmtState>,
     Path((vhost, source, dest)): Path<(String, String, String)>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    check_vhost(&vhost)?;
-    bindings_between(&s.core, exchange_name(&source), &Destination::Queue(dest)).map(Json)
+    check_vhost(&s.core, &vhost)?;
+    let dest = Destination::Queue(dest);
+    bindings_between(&s.core, &vhost, exchange_name(&source), &dest).map(Json)
 }
 
 /// `GET /api/bindings/{vhost}/e/{source}/e/{destination}`.
@@ -159,9 +173,10 @@ pub(crate) async fn between_exchange(
     State(s): State<MgmtState>,
     Path((vhost, source, dest)): Path<(String, String, String)>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    check_vhost(&vhost)?;
+    check_vhost(&s.core, &vhost)?;
     bindings_between(
         &s.core,
+        &vhost,
         exchange_name(&source),
         &Destination::Exchange(exchange_name(&dest).to_string()),
     )
@@ -181,6 +196,7 @@ pub(crate) struct BindingPost {
 /// Creates a binding as the API does (also used by definitions import).
 pub(crate) async fn bind(
     core: &Core,
+    vhost: &str,
     source: &str,
     destination: Destination,
     routing_key: String,
@@ -192,17 +208,19 @@ pub(crate) async fn bind(
         routing_key,
         arguments,
     };
-    core.bind(API_CONN_ID, source, binding.clone()).await?;
+    core.bind(vhost, API_CONN_ID, source, binding.clone())
+        .await?;
     Ok(binding)
 }
 
 async fn create(
     core: &Core,
+    vhost: &str,
     source: &str,
     dest: Destination,
     body: BindingPost,
 ) -> Result<Response, ApiError> {
-    let binding = bind(core, source, dest, body.routing_key, &body.arguments).await?;
+    let binding = bind(core, vhost, source, dest, body.routing_key, &body.arguments).await?;
     let mut response = StatusCode::CREATED.into_response();
     // RabbitMQ answers with the new binding's properties key as a relative location.
     if let Ok(location) = HeaderValue::from_str(&percent_encode(&properties_key(&binding))) {
@@ -217,9 +235,10 @@ pub(crate) async fn create_to_queue(
     Path((vhost, source, dest)): Path<(String, String, String)>,
     Body(body): Body<BindingPost>,
 ) -> Result<Response, ApiError> {
-    check_vhost(&vhost)?;
+    check_vhost(&s.core, &vhost)?;
     create(
         &s.core,
+        &vhost,
         exchange_name(&source),
         Destination::Queue(dest),
         body,
@@ -233,9 +252,10 @@ pub(crate) async fn create_to_exchange(
     Path((vhost, source, dest)): Path<(String, String, String)>,
     Body(body): Body<BindingPost>,
 ) -> Result<Response, ApiError> {
-    check_vhost(&vhost)?;
+    check_vhost(&s.core, &vhost)?;
     create(
         &s.core,
+        &vhost,
         exchange_name(&source),
         Destination::Exchange(exchange_name(&dest).to_string()),
         body,
@@ -243,8 +263,14 @@ pub(crate) async fn create_to_exchange(
     .await
 }
 
-fn find(core: &Core, source: &str, dest: &Destination, props: &str) -> Result<Binding, ApiError> {
-    let t = core.topology();
+fn find(
+    core: &Core,
+    vhost: &str,
+    source: &str,
+    dest: &Destination,
+    props: &str,
+) -> Result<Binding, ApiError> {
+    let t = core.topology(vhost);
     t.exchanges
         .get(source)
         .and_then(|x| {
@@ -261,10 +287,10 @@ pub(crate) async fn show_to_queue(
     State(s): State<MgmtState>,
     Path((vhost, source, dest, props)): Path<(String, String, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    check_vhost(&vhost)?;
+    check_vhost(&s.core, &vhost)?;
     let source = exchange_name(&source);
-    let b = find(&s.core, source, &Destination::Queue(dest), &props)?;
-    Ok(Json(binding_json(source, &b)))
+    let b = find(&s.core, &vhost, source, &Destination::Queue(dest), &props)?;
+    Ok(Json(binding_json(&vhost, source, &b)))
 }
 
 /// `GET /api/bindings/{vhost}/e/{source}/e/{destination}/{props}`.
@@ -272,15 +298,16 @@ pub(crate) async fn show_to_exchange(
     State(s): State<MgmtState>,
     Path((vhost, source, dest, props)): Path<(String, String, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    check_vhost(&vhost)?;
+    check_vhost(&s.core, &vhost)?;
     let source = exchange_name(&source);
     let dest = Destination::Exchange(exchange_name(&dest).to_string());
-    let b = find(&s.core, source, &dest, &props)?;
-    Ok(Json(binding_json(source, &b)))
+    let b = find(&s.core, &vhost, source, &dest, &props)?;
+    Ok(Json(binding_json(&vhost, source, &b)))
 }
 
 async fn remove(
     core: &Core,
+    vhost: &str,
     source: &str,
     dest: Destination,
     props: &str,
@@ -290,8 +317,8 @@ async fn remove(
             "the default exchange's bindings cannot be removed",
         ));
     }
-    let b = find(core, source, &dest, props)?;
-    core.unbind(API_CONN_ID, source, b).await?;
+    let b = find(core, vhost, source, &dest, props)?;
+    core.unbind(vhost, API_CONN_ID, source, b).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -300,9 +327,10 @@ pub(crate) async fn delete_to_queue(
     State(s): State<MgmtState>,
     Path((vhost, source, dest, props)): Path<(String, String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    check_vhost(&vhost)?;
+    check_vhost(&s.core, &vhost)?;
     remove(
         &s.core,
+        &vhost,
         exchange_name(&source),
         Destination::Queue(dest),
         &props,
@@ -315,9 +343,9 @@ pub(crate) async fn delete_to_exchange(
     State(s): State<MgmtState>,
     Path((vhost, source, dest, props)): Path<(String, String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    check_vhost(&vhost)?;
+    check_vhost(&s.core, &vhost)?;
     let dest = Destination::Exchange(exchange_name(&dest).to_string());
-    remove(&s.core, exchange_name(&source), dest, &props).await
+    remove(&s.core, &vhost, exchange_name(&source), dest, &props).await
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::{ApiError, MgmtState, check_vhost, epoch_millis};
 use crate::core::queue::{ConsumerInfo, QueueCmd};
 use crate::core::registry::{ConnectionInfo, Protocol};
-use crate::core::{ChannelKey, Core, DEFAULT_VHOST};
+use crate::core::{ChannelKey, Core};
 
 /// How long a queue may take to list its consumers before it is left out of the answer.
 const CONSUMERS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -96,24 +96,34 @@ pub(crate) async fn close(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Every consumer of every queue, asked of the queue tasks concurrently.
-async fn all_consumers(core: &Core) -> Vec<(String, ConsumerInfo)> {
-    let topology = core.topology();
-    let mut queues: Vec<(String, crate::core::queue::QueueHandle)> = topology
-        .queues
-        .iter()
-        .map(|(n, q)| (n.clone(), q.handle.clone()))
-        .collect();
-    drop(topology);
-    queues.sort_by(|a, b| a.0.cmp(&b.0));
-    let asks = queues.into_iter().map(|(name, handle)| async move {
+/// Every consumer of every queue (of one vhost, or all) as (vhost, queue, consumer), asked
+/// of the queue tasks concurrently.
+async fn all_consumers(core: &Core, only: Option<&str>) -> Vec<(String, String, ConsumerInfo)> {
+    let mut queues: Vec<(String, String, crate::core::queue::QueueHandle)> = Vec::new();
+    for v in core.vhosts() {
+        if only.is_some_and(|o| o != v.name()) {
+            continue;
+        }
+        let topology = v.topology();
+        queues.extend(
+            topology
+                .queues
+                .iter()
+                .map(|(n, q)| (v.name().to_string(), n.clone(), q.handle.clone())),
+        );
+    }
+    queues.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    let asks = queues.into_iter().map(|(vhost, name, handle)| async move {
         let asked = tokio::time::timeout(
             CONSUMERS_TIMEOUT,
             handle.ask(|reply| QueueCmd::Consumers { reply }),
         )
         .await;
         match asked {
-            Ok(Some(list)) => list.into_iter().map(|c| (name.clone(), c)).collect(),
+            Ok(Some(list)) => list
+                .into_iter()
+                .map(|c| (vhost.clone(), name.clone(), c))
+                .collect(),
             _ => Vec::new(),
         }
     });
@@ -141,9 +151,9 @@ fn channel_name(c: &ConnectionInfo, number: u16) -> String {
 
 /// `GET /api/channels`.
 pub(crate) async fn channels(State(s): State<MgmtState>) -> Json<Vec<Value>> {
-    let consumers = all_consumers(&s.core).await;
+    let consumers = all_consumers(&s.core, None).await;
     let mut per_channel: HashMap<ChannelKey, (u32, u32)> = HashMap::new();
-    for (_, c) in &consumers {
+    for (_, _, c) in &consumers {
         let e = per_channel.entry(c.owner).or_default();
         e.0 += 1;
         e.1 += c.unacked;
@@ -173,11 +183,15 @@ pub(crate) async fn channels(State(s): State<MgmtState>) -> Json<Vec<Value>> {
 
 /// `GET /api/consumers`.
 pub(crate) async fn consumers(State(s): State<MgmtState>) -> Json<Vec<Value>> {
-    let consumers = all_consumers(&s.core).await;
+    consumers_json(&s, None).await
+}
+
+async fn consumers_json(s: &MgmtState, only: Option<&str>) -> Json<Vec<Value>> {
+    let consumers = all_consumers(&s.core, only).await;
     let index = channel_index(&s.core);
     let out = consumers
         .iter()
-        .map(|(queue, c)| {
+        .map(|(vhost, queue, c)| {
             // MQTT connections have no channels: the consumer belongs to the connection.
             let channel_details = match index.get(&c.owner) {
                 Some((conn, number)) => json!({
@@ -201,7 +215,7 @@ pub(crate) async fn consumers(State(s): State<MgmtState>) -> Json<Vec<Value>> {
             };
             json!({
                 "consumer_tag": c.tag.as_str(),
-                "queue": { "name": queue, "vhost": DEFAULT_VHOST },
+                "queue": { "name": queue, "vhost": vhost },
                 "channel_details": channel_details,
                 "ack_required": c.ack_required,
                 "exclusive": c.exclusive,
@@ -219,6 +233,6 @@ pub(crate) async fn consumers_in(
     State(s): State<MgmtState>,
     Path(vhost): Path<String>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    check_vhost(&vhost)?;
-    Ok(consumers(State(s)).await)
+    check_vhost(&s.core, &vhost)?;
+    Ok(consumers_json(&s, Some(&vhost)).await)
 }

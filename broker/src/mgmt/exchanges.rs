@@ -16,7 +16,7 @@ use super::json::{decode_payload, json_to_properties, json_to_table, table_to_js
 use super::{ApiError, MgmtState, check_vhost};
 use crate::core::ops::ExchangeDeclare;
 use crate::core::queue::QueueCmd;
-use crate::core::{ConfirmTarget, ConnEvent, Core, DEFAULT_VHOST};
+use crate::core::{ConfirmTarget, ConnEvent, Core};
 use crate::model::exchange::Exchange;
 use crate::model::message::Message;
 
@@ -32,10 +32,10 @@ pub(crate) fn exchange_name(segment: &str) -> &str {
     }
 }
 
-pub(crate) fn exchange_json(x: &Exchange) -> Value {
+pub(crate) fn exchange_json(vhost: &str, x: &Exchange) -> Value {
     json!({
         "name": x.name,
-        "vhost": DEFAULT_VHOST,
+        "vhost": vhost,
         "type": x.kind.as_str(),
         "durable": x.durable,
         "auto_delete": x.auto_delete,
@@ -44,10 +44,10 @@ pub(crate) fn exchange_json(x: &Exchange) -> Value {
     })
 }
 
-fn default_exchange_json() -> Value {
+fn default_exchange_json(vhost: &str) -> Value {
     json!({
         "name": "",
-        "vhost": DEFAULT_VHOST,
+        "vhost": vhost,
         "type": "direct",
         "durable": true,
         "auto_delete": false,
@@ -56,19 +56,23 @@ fn default_exchange_json() -> Value {
     })
 }
 
-/// Every exchange, the default one first, then by name.
-fn all(core: &Core) -> Vec<Value> {
-    let topology = core.topology();
+/// Every exchange of a vhost, the default one first, then by name.
+fn all_in(core: &Core, vhost: &str) -> Vec<Value> {
+    let topology = core.topology(vhost);
     let mut xs: Vec<&Arc<Exchange>> = topology.exchanges.values().collect();
     xs.sort_by(|a, b| a.name.cmp(&b.name));
-    std::iter::once(default_exchange_json())
-        .chain(xs.into_iter().map(|x| exchange_json(x)))
+    std::iter::once(default_exchange_json(vhost))
+        .chain(xs.into_iter().map(|x| exchange_json(vhost, x)))
         .collect()
 }
 
-/// `GET /api/exchanges`.
+/// `GET /api/exchanges`: every vhost's, by vhost.
 pub(crate) async fn list(State(s): State<MgmtState>) -> Json<Vec<Value>> {
-    Json(all(&s.core))
+    let mut out = Vec::new();
+    for v in s.core.vhosts() {
+        out.extend(all_in(&s.core, v.name()));
+    }
+    Json(out)
 }
 
 /// `GET /api/exchanges/{vhost}`.
@@ -76,12 +80,12 @@ pub(crate) async fn list_in(
     State(s): State<MgmtState>,
     Path(vhost): Path<String>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    check_vhost(&vhost)?;
-    Ok(Json(all(&s.core)))
+    check_vhost(&s.core, &vhost)?;
+    Ok(Json(all_in(&s.core, &vhost)))
 }
 
-fn no_exchange(name: &str) -> ApiError {
-    ApiError::not_found(format!("no exchange '{name}' in vhost '{DEFAULT_VHOST}'"))
+fn no_exchange(vhost: &str, name: &str) -> ApiError {
+    ApiError::not_found(format!("no exchange '{name}' in vhost '{vhost}'"))
 }
 
 /// `GET /api/exchanges/{vhost}/{name}` (`amq.default` is the default exchange).
@@ -89,17 +93,17 @@ pub(crate) async fn show(
     State(s): State<MgmtState>,
     Path((vhost, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    check_vhost(&vhost)?;
+    check_vhost(&s.core, &vhost)?;
     let name = exchange_name(&name);
     if name.is_empty() {
-        return Ok(Json(default_exchange_json()));
+        return Ok(Json(default_exchange_json(&vhost)));
     }
-    let topology = s.core.topology();
+    let topology = s.core.topology(&vhost);
     let x = topology
         .exchanges
         .get(name)
-        .ok_or_else(|| no_exchange(name))?;
-    Ok(Json(exchange_json(x)))
+        .ok_or_else(|| no_exchange(&vhost, name))?;
+    Ok(Json(exchange_json(&vhost, x)))
 }
 
 /// Body of `PUT /api/exchanges/{vhost}/{name}`.
@@ -122,28 +126,34 @@ fn yes() -> bool {
     true
 }
 
+/// An exchange declaration as the API and definitions import receive it.
+pub(crate) struct ApiExchange<'a> {
+    pub name: &'a str,
+    pub kind: &'a str,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub arguments: &'a Value,
+}
+
 /// Declares an exchange as the API; true if it was created.
 pub(crate) async fn declare_exchange(
     core: &Core,
-    name: &str,
-    kind: &str,
-    durable: bool,
-    auto_delete: bool,
-    internal: bool,
-    arguments: &Value,
+    vhost: &str,
+    x: ApiExchange<'_>,
 ) -> Result<bool, ApiError> {
-    let arguments = json_to_table(arguments).map_err(ApiError::bad_request)?;
-    let existed = core.topology().exchanges.contains_key(name);
-    core.declare_exchange(ExchangeDeclare {
-        name: name.to_string(),
-        kind: kind.to_string(),
+    let arguments = json_to_table(x.arguments).map_err(ApiError::bad_request)?;
+    let existed = core.topology(vhost).exchanges.contains_key(x.name);
+    let req = ExchangeDeclare {
+        name: x.name.to_string(),
+        kind: x.kind.to_string(),
         passive: false,
-        durable,
-        auto_delete,
-        internal,
+        durable: x.durable,
+        auto_delete: x.auto_delete,
+        internal: x.internal,
         arguments,
-    })
-    .await?;
+    };
+    core.declare_exchange(vhost, req).await?;
     Ok(!existed)
 }
 
@@ -154,17 +164,16 @@ pub(crate) async fn declare(
     Path((vhost, name)): Path<(String, String)>,
     Body(body): Body<ExchangePut>,
 ) -> Result<StatusCode, ApiError> {
-    check_vhost(&vhost)?;
-    let created = declare_exchange(
-        &s.core,
-        exchange_name(&name),
-        &body.kind,
-        body.durable,
-        body.auto_delete,
-        body.internal,
-        &body.arguments,
-    )
-    .await?;
+    check_vhost(&s.core, &vhost)?;
+    let x = ApiExchange {
+        name: exchange_name(&name),
+        kind: &body.kind,
+        durable: body.durable,
+        auto_delete: body.auto_delete,
+        internal: body.internal,
+        arguments: &body.arguments,
+    };
+    let created = declare_exchange(&s.core, &vhost, x).await?;
     Ok(if created {
         StatusCode::CREATED
     } else {
@@ -179,14 +188,14 @@ pub(crate) async fn delete(
     Path((vhost, name)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<StatusCode, ApiError> {
-    check_vhost(&vhost)?;
+    check_vhost(&s.core, &vhost)?;
     let name = exchange_name(&name);
-    if !name.is_empty() && !s.core.topology().exchanges.contains_key(name) {
-        return Err(no_exchange(name));
+    if !name.is_empty() && !s.core.topology(&vhost).exchanges.contains_key(name) {
+        return Err(no_exchange(&vhost, name));
     }
     let if_unused = query.get("if-unused").is_some_and(|v| v == "true");
     s.core
-        .delete_exchange(name, if_unused)
+        .delete_exchange(&vhost, name, if_unused)
         .await
         .map_err(ApiError::from_delete)?;
     Ok(StatusCode::NO_CONTENT)
@@ -213,15 +222,15 @@ pub(crate) async fn publish(
     Path((vhost, name)): Path<(String, String)>,
     Body(req): Body<PublishRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    check_vhost(&vhost)?;
+    check_vhost(&s.core, &vhost)?;
     let name = exchange_name(&name);
-    let topology = s.core.topology();
+    let topology = s.core.topology(&vhost);
     if !name.is_empty() {
         match topology.exchanges.get(name) {
-            None => return Err(no_exchange(name)),
+            None => return Err(no_exchange(&vhost, name)),
             Some(x) if x.internal => {
                 return Err(ApiError::forbidden(format!(
-                    "cannot publish to internal exchange '{name}' in vhost '{DEFAULT_VHOST}'"
+                    "cannot publish to internal exchange '{name}' in vhost '{vhost}'"
                 )));
             }
             Some(_) => {}

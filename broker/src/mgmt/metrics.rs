@@ -1,6 +1,9 @@
 //! `/metrics`: Prometheus text exposition (version 0.0.4), written by hand: a few dozen lines
 //! of format are simpler than a metrics registry that would duplicate state the broker
 //! already keeps.
+//!
+//! Counters only, no rates: Prometheus computes rates from counters itself (`rate(x[1m])`)
+//! over the window a query asks for; the API's `*_details.rate` are for people.
 
 use std::fmt::Write as _;
 
@@ -146,6 +149,33 @@ pub(crate) async fn metrics(State(s): State<MgmtState>) -> impl IntoResponse {
             rss,
         );
     }
+    if let Some(mqtt) = &s.mqtt {
+        let sessions = queues
+            .iter()
+            .filter(|q| crate::mqtt::sessions::client_id_of(&q.name).is_some())
+            .count();
+        single(
+            &mut out,
+            "broker_mqtt_sessions",
+            "gauge",
+            "MQTT sessions (session queues), connected or not.",
+            as_u64(sessions),
+        );
+        single(
+            &mut out,
+            "broker_mqtt_sessions_connected",
+            "gauge",
+            "MQTT sessions with a connected client.",
+            as_u64(mqtt.sessions.connected()),
+        );
+        single(
+            &mut out,
+            "broker_mqtt_retained_messages",
+            "gauge",
+            "Retained MQTT messages.",
+            as_u64(mqtt.retained.len()),
+        );
+    }
     type Pick = fn(&super::queues::QueueView) -> u64;
     let per_queue: [(&str, &str, &str, Pick); 6] = [
         (
@@ -190,7 +220,8 @@ pub(crate) async fn metrics(State(s): State<MgmtState>) -> impl IntoResponse {
         for q in &queues {
             let _ = writeln!(
                 out,
-                "{name}{{vhost=\"/\",queue=\"{}\"}} {}",
+                "{name}{{vhost=\"{}\",queue=\"{}\"}} {}",
+                label(&q.vhost),
                 label(&q.name),
                 pick(q)
             );

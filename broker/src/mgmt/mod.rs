@@ -16,8 +16,11 @@
 //! - `connections`: connections (list, show, close), channels, consumers.
 //! - `exchanges`, `queues`, `bindings`: the topology, peek and publish.
 //! - `users`: users and permissions.
+//! - `vhosts`: virtual hosts (list, show, create, delete).
 //! - `definitions`: export/import in RabbitMQ's definitions format.
 //! - `metrics`: `/metrics`.
+//! - `sessions`, `retained`: MQTT sessions and retained messages (`/api/mqtt/...`).
+//! - [`rates`]: message rates from a sampler task over the queue counters.
 
 pub mod auth;
 mod bindings;
@@ -30,9 +33,13 @@ pub mod json;
 mod metrics;
 mod overview;
 mod queues;
+pub mod rates;
+mod retained;
+mod sessions;
 #[cfg(test)]
 mod tests;
 mod users;
+mod vhosts;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -67,6 +74,12 @@ pub struct MgmtState {
     pub listeners: Arc<Vec<Listener>>,
     /// When the broker started (for uptime).
     pub started: Instant,
+    /// The MQTT front end (sessions, retained messages), when the broker runs one.
+    pub mqtt: Option<Arc<crate::mqtt::Shared>>,
+    /// Message rates, updated by the sampler that [`serve`] starts.
+    pub rates: Arc<rates::Rates>,
+    /// How often the sampler reads the counters (RabbitMQ's `collect_statistics_interval`).
+    pub sample_interval: std::time::Duration,
 }
 
 impl MgmtState {
@@ -76,7 +89,31 @@ impl MgmtState {
             core,
             listeners: Arc::new(listeners),
             started: Instant::now(),
+            mqtt: None,
+            rates: Arc::default(),
+            sample_interval: rates::DEFAULT_SAMPLE_INTERVAL,
         }
+    }
+
+    /// The same, also serving the MQTT sessions and retained messages of `mqtt`.
+    pub fn with_mqtt(mut self, mqtt: Arc<crate::mqtt::Shared>) -> MgmtState {
+        self.mqtt = Some(mqtt);
+        self
+    }
+
+    /// The same, sampling message rates every `interval`.
+    pub fn with_sample_interval(mut self, interval: std::time::Duration) -> MgmtState {
+        self.sample_interval = interval;
+        self
+    }
+
+    /// Starts the message-rate sampler in the core's task tracker (it stops at shutdown).
+    fn start_sampler(&self) {
+        self.core.tasks.spawn(rates::run_sampler(
+            self.rates.clone(),
+            self.core.clone(),
+            self.sample_interval,
+        ));
     }
 }
 
@@ -134,6 +171,11 @@ pub fn router(state: MgmtState) -> Router {
             "/api/bindings/{vhost}/e/{source}/e/{dest}/{props}",
             get(bindings::show_to_exchange).delete(bindings::delete_to_exchange),
         )
+        .route("/api/vhosts", get(vhosts::list))
+        .route(
+            "/api/vhosts/{name}",
+            get(vhosts::show).put(vhosts::put).delete(vhosts::delete),
+        )
         .route("/api/users", get(users::list))
         .route(
             "/api/users/{name}",
@@ -149,6 +191,17 @@ pub fn router(state: MgmtState) -> Router {
             get(users::show_permission)
                 .put(users::put_permission)
                 .delete(users::delete_permission),
+        )
+        .route("/api/mqtt/sessions", get(sessions::list))
+        .route(
+            "/api/mqtt/sessions/{vhost}/{client_id}",
+            get(sessions::show).delete(sessions::delete),
+        )
+        .route("/api/mqtt/retained", get(retained::list))
+        .route("/api/mqtt/retained/{vhost}", get(retained::list_in))
+        .route(
+            "/api/mqtt/retained/{vhost}/{*topic}",
+            delete(retained::delete),
         )
         .route(
             "/api/definitions",
@@ -168,6 +221,7 @@ pub fn router(state: MgmtState) -> Router {
 
 /// Serves the API on `listener` until the broker shuts down.
 pub async fn serve(listener: TcpListener, state: MgmtState) {
+    state.start_sampler();
     let shutdown = state.core.shutdown.clone();
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     if let Err(e) = axum::serve(listener, app)
@@ -181,6 +235,7 @@ pub async fn serve(listener: TcpListener, state: MgmtState) {
 /// Serves the API over HTTPS until shutdown (`--http-tls`).
 pub async fn serve_tls(listener: crate::tls::HttpsListener, state: MgmtState) {
     use axum::serve::ListenerExt;
+    state.start_sampler();
     let shutdown = state.core.shutdown.clone();
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     // `tap_io` makes axum hand the peer address to handlers as `ConnectInfo<SocketAddr>`.
@@ -192,12 +247,11 @@ pub async fn serve_tls(listener: crate::tls::HttpsListener, state: MgmtState) {
     }
 }
 
-/// Checks the vhost of a path: there is one, `/`, until vhosts become configurable.
-pub(crate) fn check_vhost(vhost: &str) -> Result<(), ApiError> {
-    if vhost == crate::core::DEFAULT_VHOST {
-        Ok(())
-    } else {
-        Err(ApiError::not_found(format!("vhost '{vhost}' not found")))
+/// Checks the vhost of a path: 404 if there is no such vhost.
+pub(crate) fn check_vhost(core: &Core, vhost: &str) -> Result<(), ApiError> {
+    match core.vhost(vhost) {
+        Some(_) => Ok(()),
+        None => Err(ApiError::not_found(format!("vhost '{vhost}' not found"))),
     }
 }
 

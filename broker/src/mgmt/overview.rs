@@ -26,7 +26,12 @@ pub(crate) async fn overview(State(s): State<MgmtState>) -> Json<Value> {
     }
     let connections = core.connections.list();
     let channels: usize = connections.iter().map(|c| c.channel_count()).sum();
-    let exchanges = core.topology().exchanges.len() + 1; // + the default exchange
+    // Every vhost's, + each vhost's default exchange.
+    let vhosts = core.vhosts();
+    let exchanges: usize = vhosts
+        .iter()
+        .map(|v| v.topology().exchanges.len() + 1)
+        .sum();
     let listeners: Vec<Value> = s
         .listeners
         .iter()

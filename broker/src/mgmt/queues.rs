@@ -16,7 +16,7 @@ use super::{API_CONN_ID, ApiError, MgmtState, check_vhost};
 use crate::core::ops::QueueDeclare;
 use crate::core::queue::{QueueCmd, QueueCounts, QueueStats};
 use crate::core::topology::QueueEntry;
-use crate::core::{ChannelKey, Core, DEFAULT_VHOST};
+use crate::core::{ChannelKey, Core};
 
 /// How long a queue may take to answer a stats request before it is reported without
 /// counts (a queue whose mailbox is full of publishes is busy, not gone).
@@ -24,6 +24,7 @@ const STATS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A queue with its counts, as of the request.
 pub(crate) struct QueueView {
+    pub vhost: String,
     pub name: String,
     pub entry: QueueEntry,
     /// None when the queue did not answer in time.
@@ -31,19 +32,34 @@ pub(crate) struct QueueView {
     pub counts: QueueCounts,
 }
 
-/// Every queue (or the one named), with counts asked of the queue tasks concurrently.
-/// Queues whose task has ended meanwhile (deleted) are left out.
-pub(crate) async fn queue_views(core: &Core, only: Option<&str>) -> Vec<QueueView> {
-    let topology = core.topology();
-    let mut entries: Vec<(String, QueueEntry)> = topology
-        .queues
-        .iter()
-        .filter(|(name, _)| only.is_none_or(|o| o == name.as_str()))
-        .map(|(name, q)| (name.clone(), q.clone()))
-        .collect();
-    drop(topology);
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    let asks = entries.into_iter().map(|(name, entry)| async move {
+/// Which queues [`queue_views`] reports.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueFilter<'a> {
+    /// Only this vhost's.
+    pub vhost: &'a str,
+    /// Only the queue of this name.
+    pub name: Option<&'a str>,
+}
+
+/// Every queue of every vhost (or those `only` selects), with counts asked of the queue
+/// tasks concurrently. Queues whose task has ended meanwhile (deleted) are left out.
+pub(crate) async fn queue_views(core: &Core, only: Option<QueueFilter<'_>>) -> Vec<QueueView> {
+    let mut entries: Vec<(String, String, QueueEntry)> = Vec::new();
+    for v in core.vhosts() {
+        if only.is_some_and(|o| o.vhost != v.name()) {
+            continue;
+        }
+        let topology = v.topology();
+        entries.extend(
+            topology
+                .queues
+                .iter()
+                .filter(|(name, _)| only.and_then(|o| o.name).is_none_or(|n| n == name.as_str()))
+                .map(|(name, q)| (v.name().to_string(), name.clone(), q.clone())),
+        );
+    }
+    entries.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    let asks = entries.into_iter().map(|(vhost, name, entry)| async move {
         let asked = tokio::time::timeout(
             STATS_TIMEOUT,
             entry.handle.ask(|reply| QueueCmd::Stats { reply }),
@@ -56,6 +72,7 @@ pub(crate) async fn queue_views(core: &Core, only: Option<&str>) -> Vec<QueueVie
         };
         let counts = entry.handle.counters().snapshot();
         Some(QueueView {
+            vhost,
             name,
             entry,
             stats,
@@ -69,11 +86,12 @@ pub(crate) async fn queue_views(core: &Core, only: Option<&str>) -> Vec<QueueVie
         .collect()
 }
 
-fn queue_json(core: &Core, q: &QueueView) -> Value {
+fn queue_json(s: &MgmtState, q: &QueueView) -> Value {
+    let core = &s.core;
     let stats = q.stats.unwrap_or_default();
     let mut v = json!({
         "name": q.name,
-        "vhost": DEFAULT_VHOST,
+        "vhost": q.vhost,
         "type": "classic",
         "durable": q.entry.durable,
         "auto_delete": q.entry.auto_delete,
@@ -84,13 +102,7 @@ fn queue_json(core: &Core, q: &QueueView) -> Value {
         "messages_ready": stats.messages,
         "messages_unacknowledged": stats.unacked,
         "consumers": stats.consumers,
-        "message_stats": {
-            "publish": q.counts.published,
-            "deliver": q.counts.delivered,
-            "get": q.counts.got,
-            "deliver_get": q.counts.delivered + q.counts.got,
-            "ack": q.counts.acked,
-        },
+        "message_stats": super::rates::message_stats(&q.counts, s.rates.queue(q.entry.handle.id())),
     });
     if let Some(owner) = q.entry.exclusive_owner
         && let Some(conn) = core.connections.get(owner)
@@ -107,7 +119,7 @@ fn queue_json(core: &Core, q: &QueueView) -> Value {
 /// `GET /api/queues`.
 pub(crate) async fn list(State(s): State<MgmtState>) -> Json<Vec<Value>> {
     let views = queue_views(&s.core, None).await;
-    Json(views.iter().map(|q| queue_json(&s.core, q)).collect())
+    Json(views.iter().map(|q| queue_json(&s, q)).collect())
 }
 
 /// `GET /api/queues/{vhost}`.
@@ -115,12 +127,17 @@ pub(crate) async fn list_in(
     State(s): State<MgmtState>,
     Path(vhost): Path<String>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    check_vhost(&vhost)?;
-    Ok(list(State(s)).await)
+    check_vhost(&s.core, &vhost)?;
+    let only = QueueFilter {
+        vhost: &vhost,
+        name: None,
+    };
+    let views = queue_views(&s.core, Some(only)).await;
+    Ok(Json(views.iter().map(|q| queue_json(&s, q)).collect()))
 }
 
-fn no_queue(name: &str) -> ApiError {
-    ApiError::not_found(format!("no queue '{name}' in vhost '{DEFAULT_VHOST}'"))
+fn no_queue(vhost: &str, name: &str) -> ApiError {
+    ApiError::not_found(format!("no queue '{name}' in vhost '{vhost}'"))
 }
 
 /// `GET /api/queues/{vhost}/{name}`.
@@ -128,10 +145,14 @@ pub(crate) async fn show(
     State(s): State<MgmtState>,
     Path((vhost, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    check_vhost(&vhost)?;
-    let views = queue_views(&s.core, Some(&name)).await;
-    let q = views.first().ok_or_else(|| no_queue(&name))?;
-    Ok(Json(queue_json(&s.core, q)))
+    check_vhost(&s.core, &vhost)?;
+    let only = QueueFilter {
+        vhost: &vhost,
+        name: Some(&name),
+    };
+    let views = queue_views(&s.core, Some(only)).await;
+    let q = views.first().ok_or_else(|| no_queue(&vhost, &name))?;
+    Ok(Json(queue_json(&s, q)))
 }
 
 /// Body of `PUT /api/queues/{vhost}/{name}`.
@@ -160,6 +181,7 @@ fn yes() -> bool {
 /// Declares a queue as the API; true if it was created (false: an equivalent one existed).
 pub(crate) async fn declare_queue(
     core: &std::sync::Arc<Core>,
+    vhost: &str,
     name: &str,
     durable: bool,
     auto_delete: bool,
@@ -169,8 +191,9 @@ pub(crate) async fn declare_queue(
         return Err(ApiError::bad_request("queue name must not be empty"));
     }
     let arguments = json_to_table(arguments).map_err(ApiError::bad_request)?;
-    let existed = core.topology().queues.contains_key(name);
+    let existed = core.topology(vhost).queues.contains_key(name);
     core.declare_queue(
+        vhost,
         API_CONN_ID,
         QueueDeclare {
             name: name.to_string(),
@@ -192,9 +215,10 @@ pub(crate) async fn declare(
     Path((vhost, name)): Path<(String, String)>,
     Body(body): Body<QueuePut>,
 ) -> Result<StatusCode, ApiError> {
-    check_vhost(&vhost)?;
+    check_vhost(&s.core, &vhost)?;
     let created = declare_queue(
         &s.core,
+        &vhost,
         &name,
         body.durable,
         body.auto_delete,
@@ -219,12 +243,13 @@ pub(crate) async fn delete(
     Path((vhost, name)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<StatusCode, ApiError> {
-    check_vhost(&vhost)?;
-    if !s.core.topology().queues.contains_key(&name) {
-        return Err(no_queue(&name));
+    check_vhost(&s.core, &vhost)?;
+    if !s.core.topology(&vhost).queues.contains_key(&name) {
+        return Err(no_queue(&vhost, &name));
     }
     s.core
         .delete_queue(
+            &vhost,
             API_CONN_ID,
             &name,
             flag(&query, "if-unused"),
@@ -240,15 +265,15 @@ pub(crate) async fn purge(
     State(s): State<MgmtState>,
     Path((vhost, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    check_vhost(&vhost)?;
-    let q = s.core.lookup_queue(API_CONN_ID, &name)?;
+    check_vhost(&s.core, &vhost)?;
+    let q = s.core.lookup_queue(&vhost, API_CONN_ID, &name)?;
     let purged = q.handle.ask(|reply| QueueCmd::Purge { reply }).await;
     match purged {
         Some(n) => {
             tracing::info!(queue = %name, messages = n, "queue purged via the management API");
             Ok(StatusCode::NO_CONTENT)
         }
-        None => Err(no_queue(&name)),
+        None => Err(no_queue(&vhost, &name)),
     }
 }
 
@@ -280,7 +305,7 @@ pub(crate) async fn get_messages(
     Path((vhost, name)): Path<(String, String)>,
     Body(req): Body<GetRequest>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    check_vhost(&vhost)?;
+    check_vhost(&s.core, &vhost)?;
     let force_base64 = match req.encoding.as_deref() {
         None | Some("auto") => false,
         Some("base64") => true,
@@ -290,7 +315,7 @@ pub(crate) async fn get_messages(
             )));
         }
     };
-    let q = s.core.lookup_queue(API_CONN_ID, &name)?;
+    let q = s.core.lookup_queue(&vhost, API_CONN_ID, &name)?;
     let consume = match req.ackmode.as_str() {
         "ack_requeue_true" | "reject_requeue_true" => false,
         "ack_requeue_false" | "reject_requeue_false" => true,
@@ -313,7 +338,7 @@ pub(crate) async fn get_messages(
                     reply,
                 })
                 .await
-                .ok_or_else(|| no_queue(&name))?;
+                .ok_or_else(|| no_queue(&vhost, &name))?;
             match one {
                 Some(g) => got.push((g.msg, g.redelivered, g.remaining)),
                 None => break,
@@ -327,7 +352,7 @@ pub(crate) async fn get_messages(
                 reply,
             })
             .await
-            .ok_or_else(|| no_queue(&name))?;
+            .ok_or_else(|| no_queue(&vhost, &name))?;
         let stats = q
             .handle
             .ask(|reply| QueueCmd::Stats { reply })

@@ -200,7 +200,7 @@ pub(crate) async fn show_permission(
     State(s): State<MgmtState>,
     Path((vhost, user)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    check_vhost(&vhost)?;
+    check_vhost(&s.core, &vhost)?;
     let p = s.core.access.permission(&user, &vhost).ok_or_else(|| {
         ApiError::not_found(format!(
             "no permissions for user '{user}' in vhost '{vhost}'"
@@ -224,7 +224,7 @@ pub(crate) async fn put_permission(
     Path((vhost, user)): Path<(String, String)>,
     Body(body): Body<PermissionPut>,
 ) -> Result<StatusCode, ApiError> {
-    check_vhost(&vhost)?;
+    check_vhost(&s.core, &vhost)?;
     if s.core.access.user(&user).is_none() {
         return Err(ApiError::not_found(format!("no user '{user}'")));
     }
@@ -249,7 +249,7 @@ pub(crate) async fn delete_permission(
     State(s): State<MgmtState>,
     Path((vhost, user)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    check_vhost(&vhost)?;
+    check_vhost(&s.core, &vhost)?;
     if s.core.clear_permission(&user, &vhost).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

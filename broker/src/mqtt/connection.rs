@@ -34,7 +34,7 @@ use crate::core::access::LoginRefused;
 use crate::core::ops::QueueDeclare;
 use crate::core::queue::{ConsumerSpec, QueueCmd, QueueHandle, SharedCredit};
 use crate::core::registry::{ConnectionMeta, Counted, IoCounters, Protocol, Registered};
-use crate::core::{ChannelKey, ConnEvent, ConnTx, DEFAULT_VHOST};
+use crate::core::{ChannelKey, ConnEvent, ConnTx};
 
 /// Read half of a connection's transport (TCP or WebSocket).
 pub(crate) type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
@@ -80,6 +80,8 @@ pub(crate) struct MqttConn {
     pub peer: SocketAddr,
     /// The authenticated user (the default user for anonymous clients).
     pub user: String,
+    /// The vhost: named in the user name as `vhost:user`, else the configured MQTT vhost.
+    pub vhost: String,
     /// The user's permissions in the vhost and the user store generation they were read at.
     pub permission: Option<(u64, Arc<crate::core::access::Permission>)>,
     pub version: ProtocolVersion,
@@ -177,6 +179,7 @@ pub(crate) async fn serve(
         shared,
         peer,
         user: String::new(),
+        vhost: String::new(),
         permission: None,
         version: connect.version,
         client_id: Arc::from(""),
@@ -223,7 +226,7 @@ pub(crate) async fn serve(
         peer,
         local,
         user: conn.user.clone(),
-        vhost: DEFAULT_VHOST.to_string(),
+        vhost: conn.vhost.clone(),
         client_name: Some(conn.client_id.to_string()),
         io: conn.io.clone(),
     };
@@ -241,11 +244,7 @@ impl MqttConn {
         let permission = match &self.permission {
             Some((g, p)) if *g == generation => Some(p.clone()),
             _ => {
-                let p = self
-                    .shared
-                    .core
-                    .access
-                    .permission(&self.user, DEFAULT_VHOST);
+                let p = self.shared.core.access.permission(&self.user, &self.vhost);
                 self.permission = p.clone().map(|p| (generation, p));
                 p
             }
@@ -301,7 +300,22 @@ impl MqttConn {
             );
             return false;
         }
-        let (user, refused) = match (&connect.username, &connect.password) {
+        // RabbitMQ's MQTT plugin: `vhost:user` (split at the last colon) names the vhost,
+        // which must exist; otherwise the configured MQTT vhost.
+        let (vhost, username) = match connect.username.as_deref().and_then(|u| u.rsplit_once(':')) {
+            Some((vhost, user)) => (vhost.to_string(), Some(user.to_string())),
+            None => (self.shared.default_vhost.clone(), connect.username.clone()),
+        };
+        if self.shared.core.vhost(&vhost).is_none() {
+            tracing::warn!(peer = %self.peer, %vhost, "MQTT login refused: the vhost does not exist");
+            self.connack(
+                ReasonCode::BAD_USER_NAME_OR_PASSWORD,
+                false,
+                ConnAckProperties::default(),
+            );
+            return false;
+        }
+        let (user, refused) = match (&username, &connect.password) {
             (Some(user), password) => {
                 let password = password
                     .as_deref()
@@ -335,14 +349,8 @@ impl MqttConn {
                 tracing::warn!(peer = %self.peer, %user, "MQTT login refused: loopback only");
                 Some(ReasonCode::NOT_AUTHORIZED)
             }
-            None if self
-                .shared
-                .core
-                .access
-                .permission(&user, DEFAULT_VHOST)
-                .is_none() =>
-            {
-                tracing::warn!(peer = %self.peer, %user, vhost = DEFAULT_VHOST, "MQTT login refused: no access to the vhost");
+            None if self.shared.core.access.permission(&user, &vhost).is_none() => {
+                tracing::warn!(peer = %self.peer, %user, %vhost, "MQTT login refused: no access to the vhost");
                 Some(ReasonCode::NOT_AUTHORIZED)
             }
             None => None,
@@ -352,6 +360,7 @@ impl MqttConn {
             return false;
         }
         self.user = user;
+        self.vhost = vhost;
         let mut assigned = None;
         let client_id = if connect.client_id.is_empty() {
             if !v5 && !connect.clean_start {
@@ -401,7 +410,11 @@ impl MqttConn {
             !connect.clean_start
         };
 
-        let (registration, took_over) = self.shared.sessions.register(&client_id, self.id).await;
+        let (registration, took_over) = self
+            .shared
+            .sessions
+            .register(&self.vhost, &client_id, self.id)
+            .await;
         self._registration = Some(registration);
         if took_over {
             tracing::info!(client_id = %self.client_id, "session taken over by a new connection");
@@ -450,21 +463,28 @@ impl MqttConn {
     /// Declares (or resumes) the session queue; returns whether a session was resumed.
     async fn open_session(&mut self, clean_start: bool) -> Result<bool, crate::error::AmqpError> {
         let core = self.shared.core.clone();
-        let existing = core.topology().queues.get(&self.session_queue).cloned();
+        let vhost = self.vhost.clone();
+        let existing = core
+            .topology(&vhost)
+            .queues
+            .get(&self.session_queue)
+            .cloned();
         let mut present = false;
         if let Some(q) = existing {
             if clean_start {
-                core.delete_queue(self.id, &self.session_queue, false, false)
+                core.delete_queue(&vhost, self.id, &self.session_queue, false, false)
                     .await?;
             } else {
                 present = true;
                 self.session_handle = Some(q.handle.clone());
-                self.subs = super::subscriptions::restore(&core.topology(), &self.session_queue);
+                self.subs =
+                    super::subscriptions::restore(&core.topology(&vhost), &self.session_queue);
             }
         }
         if !present {
             let (_, _) = core
                 .declare_queue(
+                    &vhost,
                     self.id,
                     QueueDeclare {
                         name: self.session_queue.clone(),
@@ -474,7 +494,7 @@ impl MqttConn {
                     },
                 )
                 .await?;
-            let entry = core.lookup_queue(self.id, &self.session_queue)?;
+            let entry = core.lookup_queue(&vhost, self.id, &self.session_queue)?;
             self.session_handle = Some(entry.handle);
         }
         Ok(present)
@@ -732,16 +752,22 @@ impl MqttConn {
         let core = self.shared.core.clone();
         if !self.keep_session {
             if let Err(e) = core
-                .delete_queue(self.id, &self.session_queue, false, false)
+                .delete_queue(&self.vhost, self.id, &self.session_queue, false, false)
                 .await
             {
                 tracing::warn!(client_id = %self.client_id, error = %e, "cannot delete the session queue");
             }
         } else if self.version == ProtocolVersion::V5 && self.session_expiry != u32::MAX {
-            self.shared
-                .schedule_expiry(&self.client_id, &self.session_queue, self.session_expiry);
+            self.shared.schedule_expiry(
+                &self.vhost,
+                &self.client_id,
+                &self.session_queue,
+                self.session_expiry,
+            );
         }
-        self.shared.sessions.unregister(&self.client_id, self.id);
+        self.shared
+            .sessions
+            .unregister(&self.vhost, &self.client_id, self.id);
         if let Some(r) = self._registration.take() {
             r.finish();
         }
@@ -784,21 +810,22 @@ impl MqttConn {
         let shared = self.shared.clone();
         let topic = will.topic.as_str().to_string();
         let retain = will.retain;
+        let vhost = self.vhost.clone();
         if delay == 0 {
             self.shared
                 .core
                 .tasks
-                .spawn(async move { shared.publish_will(&topic, msg, retain).await });
+                .spawn(async move { shared.publish_will(&vhost, &topic, msg, retain).await });
             return;
         }
         let token = self
             .shared
             .sessions
-            .start_timer(&self.client_id, TimerKind::Will);
+            .start_timer(&self.vhost, &self.client_id, TimerKind::Will);
         self.shared.core.tasks.spawn(async move {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(u64::from(delay))) => {
-                    shared.publish_will(&topic, msg, retain).await;
+                    shared.publish_will(&vhost, &topic, msg, retain).await;
                 }
                 _ = token.cancelled() => {}
                 _ = shared.core.shutdown.cancelled() => {}
@@ -813,7 +840,7 @@ fn reason_text(code: ReasonCode) -> Option<&'static str> {
     Some(match code {
         ReasonCode::BAD_USER_NAME_OR_PASSWORD => "bad user name or password",
         ReasonCode::NOT_AUTHORIZED => {
-            "not authorized (anonymous and guest logins are accepted from loopback only, and the user needs access to vhost '/')"
+            "not authorized (anonymous and guest logins are accepted from loopback only, and the user needs access to the vhost)"
         }
         ReasonCode::CLIENT_IDENTIFIER_NOT_VALID => "client identifier not valid",
         ReasonCode::BAD_AUTHENTICATION_METHOD => "enhanced authentication is not supported",
@@ -870,8 +897,9 @@ mod tests {
             let storage: std::sync::Arc<dyn storage::Storage> =
                 std::sync::Arc::new(storage::MemoryStorage::new());
             let core = crate::core::Core::new(storage, 0);
-            let shared =
-                std::sync::Arc::new(super::super::Shared::new(core, 1024).expect("shared"));
+            let shared = std::sync::Arc::new(
+                super::super::Shared::new(core, 1024, "/".into()).expect("shared"),
+            );
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .expect("bind");

@@ -57,7 +57,22 @@ impl MqttConn {
                     return None;
                 }
                 _ => {
-                    self.disconnect(ReasonCode::NOT_AUTHORIZED);
+                    // Not the CONNACK text about logins: say what was refused.
+                    if v5 {
+                        let reason_string = format!(
+                            "not authorized to publish to '{}': user '{}' has no write permission on amq.topic in vhost '{}'",
+                            topic.as_str(),
+                            self.user,
+                            self.vhost
+                        );
+                        self.send(&Packet::Disconnect(protocol_mqtt::Disconnect {
+                            reason: ReasonCode::NOT_AUTHORIZED,
+                            properties: protocol_mqtt::DisconnectProperties {
+                                reason_string: Some(reason_string),
+                                ..Default::default()
+                            },
+                        }));
+                    }
                     return Some(End::Abnormal);
                 }
             }
@@ -92,7 +107,11 @@ impl MqttConn {
             } else {
                 Some(msg.clone())
             };
-            if let Err(e) = self.shared.retained.set(topic.as_str(), stored) {
+            if let Err(e) = self
+                .shared
+                .retained
+                .set(&self.vhost, topic.as_str(), stored)
+            {
                 tracing::error!(client_id = %self.client_id, error = %e, "cannot store retained message");
             }
             barrier = p.qos != QoS::AtMostOnce;
@@ -102,7 +121,7 @@ impl MqttConn {
             self.publish_blocked = true;
         }
         let mut targets = Vec::new();
-        self.shared.core.topology().route(
+        self.shared.core.topology(&self.vhost).route(
             "amq.topic",
             msg.routing_key.as_str(),
             msg.properties.headers.as_ref(),

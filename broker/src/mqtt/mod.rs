@@ -46,6 +46,8 @@ pub struct Shared {
     pub sessions: sessions::Sessions,
     /// Largest packet accepted from clients (and advertised in 5.0 CONNACK).
     pub max_packet_size: usize,
+    /// Vhost of clients whose user name does not name one (`--mqtt-vhost`).
+    pub default_vhost: String,
 }
 
 /// A shared-subscription membership of a connection.
@@ -80,43 +82,64 @@ impl Shared {
     /// Starts the expiry clock of every 5.0 session found at start-up (from now: the time
     /// the broker was down does not count against the session).
     pub fn expire_recovered_sessions(self: &Arc<Self>) {
-        let topology = self.core.topology();
-        for (name, q) in &topology.queues {
-            let Some(client_id) = name.strip_prefix("mqtt-subscription-") else {
-                continue;
-            };
-            let Some(protocol_amqp::FieldValue::U32(expiry)) = q.arguments.get(SESSION_EXPIRY_ARG)
-            else {
-                continue;
-            };
-            self.schedule_expiry(client_id, name, *expiry);
+        for vhost in self.core.vhosts() {
+            let topology = vhost.topology();
+            for (name, q) in &topology.queues {
+                let Some(client_id) = name.strip_prefix("mqtt-subscription-") else {
+                    continue;
+                };
+                let Some(protocol_amqp::FieldValue::U32(expiry)) =
+                    q.arguments.get(SESSION_EXPIRY_ARG)
+                else {
+                    continue;
+                };
+                self.schedule_expiry(vhost.name(), client_id, name, *expiry);
+            }
         }
     }
 
-    /// MQTT state over `core`, with retained messages loaded from storage.
-    pub fn new(core: Arc<Core>, max_packet_size: usize) -> Result<Shared, storage::StorageError> {
-        let retained = retained::RetainedStore::open(core.storage().clone())?;
+    /// MQTT state over `core` (recovered already), with every vhost's retained messages
+    /// loaded from storage. Clients that do not name a vhost use `default_vhost`.
+    pub fn new(
+        core: Arc<Core>,
+        max_packet_size: usize,
+        default_vhost: String,
+    ) -> Result<Shared, storage::StorageError> {
+        let vhosts = core
+            .vhosts()
+            .iter()
+            .map(|v| v.name().to_string())
+            .collect::<Vec<_>>();
+        let retained = retained::RetainedStore::open(core.storage().clone(), vhosts)?;
         Ok(Shared {
             core,
             retained,
             sessions: sessions::Sessions::default(),
             max_packet_size,
+            default_vhost,
         })
     }
 
     /// Deletes a disconnected session after `expiry` seconds unless its client comes back.
-    pub(crate) fn schedule_expiry(self: &Arc<Self>, client_id: &str, queue: &str, expiry: u32) {
+    pub(crate) fn schedule_expiry(
+        self: &Arc<Self>,
+        vhost: &str,
+        client_id: &str,
+        queue: &str,
+        expiry: u32,
+    ) {
         let token = self
             .sessions
-            .start_timer(client_id, sessions::TimerKind::Expiry);
+            .start_timer(vhost, client_id, sessions::TimerKind::Expiry);
         let (shared, client_id, queue) = (self.clone(), client_id.to_string(), queue.to_string());
+        let vhost = vhost.to_string();
         let delay = std::time::Duration::from_secs(u64::from(expiry));
         self.core.tasks.spawn(async move {
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {
-                    if !shared.sessions.is_connected(&client_id) {
-                        tracing::info!(%client_id, "session expired");
-                        if let Err(e) = shared.core.delete_queue(0, &queue, false, false).await {
+                    if !shared.sessions.is_connected(&vhost, &client_id) {
+                        tracing::info!(%vhost, %client_id, "session expired");
+                        if let Err(e) = shared.core.delete_queue(&vhost, 0, &queue, false, false).await {
                             tracing::warn!(%client_id, error = %e, "cannot delete the expired session");
                         }
                     }
@@ -128,19 +151,25 @@ impl Shared {
     }
 
     /// Publishes a will message through `amq.topic` (no confirm: nobody waits for it).
-    pub(crate) async fn publish_will(&self, topic: &str, msg: MessageRef, retain: bool) {
+    pub(crate) async fn publish_will(
+        &self,
+        vhost: &str,
+        topic: &str,
+        msg: MessageRef,
+        retain: bool,
+    ) {
         if retain {
             let stored = if msg.body.is_empty() {
                 None
             } else {
                 Some(msg.clone())
             };
-            if let Err(e) = self.retained.set(topic, stored) {
+            if let Err(e) = self.retained.set(vhost, topic, stored) {
                 tracing::error!(error = %e, "cannot store retained will message");
             }
         }
         let mut targets = Vec::new();
-        self.core.topology().route(
+        self.core.topology(vhost).route(
             "amq.topic",
             msg.routing_key.as_str(),
             msg.properties.headers.as_ref(),

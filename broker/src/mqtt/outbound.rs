@@ -196,7 +196,7 @@ impl MqttConn {
         max_qos: QoS,
         id: Option<NonZeroU32>,
     ) {
-        let found = self.shared.retained.matching(|topic| {
+        let found = self.shared.retained.matching(&self.vhost, |topic| {
             protocol_mqtt::TopicName::new(topic).is_ok_and(|t| filter.matches(&t))
         });
         for (_, msg) in found {

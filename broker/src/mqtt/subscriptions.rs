@@ -175,10 +175,15 @@ impl MqttConn {
         if let Some(i) = existing {
             let old = self.subs.remove(i);
             if old.binding != binding {
-                let _ = core.unbind(self.id, "amq.topic", old.binding).await;
+                let _ = core
+                    .unbind(&self.vhost, self.id, "amq.topic", old.binding)
+                    .await;
             }
         }
-        if let Err(e) = core.bind(self.id, "amq.topic", binding.clone()).await {
+        if let Err(e) = core
+            .bind(&self.vhost, self.id, "amq.topic", binding.clone())
+            .await
+        {
             tracing::warn!(client_id = %self.client_id, filter = sub.filter.as_str(), error = %e, "subscribe failed");
             return (
                 self.failure(ReasonCode::UNSPECIFIED_ERROR),
@@ -208,6 +213,7 @@ impl MqttConn {
         let core = self.shared.core.clone();
         let declared = core
             .declare_queue(
+                &self.vhost,
                 self.id,
                 QueueDeclare {
                     name: name.clone(),
@@ -222,10 +228,10 @@ impl MqttConn {
             arguments: FieldTable::new(),
         };
         let bound = match declared {
-            Ok(_) => core.bind(self.id, "amq.topic", binding).await,
+            Ok(_) => core.bind(&self.vhost, self.id, "amq.topic", binding).await,
             Err(e) => Err(e),
         };
-        let queue = match bound.and_then(|()| core.lookup_queue(self.id, &name)) {
+        let queue = match bound.and_then(|()| core.lookup_queue(&self.vhost, self.id, &name)) {
             Ok(entry) => entry.handle,
             Err(e) => {
                 tracing::warn!(client_id = %self.client_id, queue = %name, error = %e, "shared subscribe failed");
@@ -287,7 +293,7 @@ impl MqttConn {
                         let _ = self
                             .shared
                             .core
-                            .unbind(self.id, "amq.topic", old.binding)
+                            .unbind(&self.vhost, self.id, "amq.topic", old.binding)
                             .await;
                         true
                     }

@@ -1,0 +1,518 @@
+//! Virtual hosts end to end: each vhost its own exchanges and queues, connection.open checks
+//! (missing vhost, no permissions), deleting a vhost through the management API (its
+//! connections closed with 320, its queues gone), vhosts surviving a restart, MQTT clients
+//! choosing a vhost with `vhost:user`, and definitions export → import with vhosts, users and
+//! permissions.
+
+use std::time::Duration;
+
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tests::mqtt::{V4Client, v4_options};
+use tests::{
+    TestBroker, assert_no_delivery, get_all, next_delivery, next_error_event, publish_confirmed,
+    reply_code, within,
+};
+
+/// The management API as `user`.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    user: String,
+    pass: String,
+}
+
+impl Api {
+    fn new(broker: &TestBroker) -> Api {
+        Api::as_user(broker, "guest", "guest")
+    }
+
+    fn as_user(broker: &TestBroker, user: &str, pass: &str) -> Api {
+        Api {
+            http: reqwest::Client::new(),
+            base: broker.http_url(),
+            user: user.into(),
+            pass: pass.into(),
+        }
+    }
+
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .basic_auth(&self.user, Some(&self.pass));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = within("an HTTP answer", req.send())
+            .await
+            .expect("HTTP request");
+        let status = resp.status();
+        let text = within("the HTTP body", resp.text()).await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn put(&self, path: &str, body: Value) -> StatusCode {
+        self.request(reqwest::Method::PUT, path, Some(body)).await.0
+    }
+}
+
+/// Opens a lapin connection as `user` to `vhost` (URL-encoded by the caller).
+async fn open(broker: &TestBroker, user: &str, vhost: &str) -> Result<Connection, lapin::Error> {
+    let uri = format!("amqp://{user}:{user}@{}/{vhost}", broker.addr());
+    within(
+        "connection.open",
+        Connection::connect(&uri, ConnectionProperties::default()),
+    )
+    .await
+}
+
+async fn confirm_channel(conn: &Connection) -> Channel {
+    let ch = within("channel.open", conn.create_channel())
+        .await
+        .expect("channel");
+    within(
+        "confirm.select",
+        ch.confirm_select(ConfirmSelectOptions::default()),
+    )
+    .await
+    .expect("confirm.select");
+    ch
+}
+
+async fn declare(ch: &Channel, queue: &str, durable: bool) {
+    let opts = QueueDeclareOptions {
+        durable,
+        ..QueueDeclareOptions::default()
+    };
+    within(
+        "queue.declare",
+        ch.queue_declare(queue.into(), opts, FieldTable::default()),
+    )
+    .await
+    .expect("queue.declare");
+}
+
+fn persistent() -> BasicProperties {
+    BasicProperties::default().with_delivery_mode(2)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vhosts_are_separate_and_deleting_one_closes_its_connections() {
+    let broker = TestBroker::start().await;
+    let api = Api::new(&broker);
+    assert_eq!(
+        api.put("/api/vhosts/a", json!({})).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        api.put(
+            "/api/permissions/a/guest",
+            json!({"configure": ".*", "write": ".*", "read": ".*"})
+        )
+        .await,
+        StatusCode::CREATED
+    );
+
+    // The same queue name in "/" and in "a": two queues.
+    let root = broker.connect().await;
+    let in_a = open(&broker, "guest", "a").await.expect("open vhost a");
+    let root_ch = confirm_channel(&root).await;
+    let a_ch = confirm_channel(&in_a).await;
+    declare(&root_ch, "q", false).await;
+    declare(&a_ch, "q", false).await;
+    publish_confirmed(
+        &a_ch,
+        "",
+        "q",
+        BasicPublishOptions::default(),
+        b"in a",
+        BasicProperties::default(),
+    )
+    .await;
+    assert_eq!(
+        get_all(&root_ch, "q").await,
+        Vec::<Vec<u8>>::new(),
+        "not seen in /"
+    );
+    assert_eq!(get_all(&a_ch, "q").await, vec![b"in a".to_vec()]);
+    // Reply texts name the connection's vhost.
+    let err = within(
+        "passive queue.declare",
+        a_ch.queue_declare(
+            "missing".into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        ),
+    )
+    .await
+    .expect_err("no such queue");
+    assert_eq!(reply_code(&err), Some(404), "{err}");
+    assert!(
+        err.to_string().contains("no queue 'missing' in vhost 'a'"),
+        "{err}"
+    );
+
+    // Deleting "a" closes its connection with 320 and takes its queue; "/" is untouched.
+    let mut events = Box::pin(in_a.events_listener());
+    let (status, _) = api
+        .request(reqwest::Method::DELETE, "/api/vhosts/a", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let err = next_error_event(&mut events).await;
+    assert_eq!(reply_code(&err), Some(320), "{err}");
+    let (status, _) = api
+        .request(reqwest::Method::GET, "/api/queues/a/q", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, queues) = api.request(reqwest::Method::GET, "/api/queues", None).await;
+    let vhosts: Vec<&Value> = queues
+        .as_array()
+        .map(|a| a.iter().map(|q| &q["vhost"]).collect())
+        .unwrap_or_default();
+    assert_eq!(vhosts, vec![&json!("/")]);
+    let (_, perms) = api
+        .request(reqwest::Method::GET, "/api/permissions", None)
+        .await;
+    assert!(
+        perms
+            .as_array()
+            .is_some_and(|p| p.iter().all(|p| p["vhost"] == "/")),
+        "{perms}"
+    );
+    // Recreated, it starts empty: no queue, no permissions.
+    assert_eq!(
+        api.put("/api/vhosts/a", json!({})).await,
+        StatusCode::CREATED
+    );
+    let err = open(&broker, "guest", "a")
+        .await
+        .expect_err("no permissions in the new a");
+    assert_eq!(reply_code(&err), Some(530), "{err}");
+    root.close(200, "bye".into()).await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_open_checks_that_the_vhost_exists_and_is_permitted() {
+    let broker = TestBroker::start().await;
+    let api = Api::new(&broker);
+    let err = open(&broker, "guest", "nowhere")
+        .await
+        .expect_err("missing vhost");
+    assert_eq!(reply_code(&err), Some(530), "{err}");
+    assert!(err.to_string().contains("vhost nowhere not found"), "{err}");
+
+    for vhost in ["a", "b"] {
+        assert_eq!(
+            api.put(&format!("/api/vhosts/{vhost}"), json!({})).await,
+            StatusCode::CREATED
+        );
+    }
+    assert_eq!(
+        api.put("/api/users/alice", json!({"password": "alice", "tags": ""}))
+            .await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        api.put(
+            "/api/permissions/a/alice",
+            json!({"configure": ".*", "write": ".*", "read": ".*"})
+        )
+        .await,
+        StatusCode::CREATED
+    );
+    let conn = open(&broker, "alice", "a").await.expect("alice in a");
+    conn.close(200, "bye".into()).await.expect("close");
+    let err = open(&broker, "alice", "b")
+        .await
+        .expect_err("alice not in b");
+    assert_eq!(reply_code(&err), Some(530), "{err}");
+    assert!(
+        err.to_string()
+            .contains("access to vhost 'b' refused for user 'alice'"),
+        "{err}"
+    );
+    // Only administrators create vhosts.
+    let alice = Api::as_user(&broker, "alice", "alice");
+    let (status, _) = alice
+        .request(reqwest::Method::PUT, "/api/vhosts/c", None)
+        .await;
+    assert!(
+        status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED,
+        "{status}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vhosts_and_their_durable_queues_survive_a_restart() {
+    let mut broker = TestBroker::start().await;
+    let api = Api::new(&broker);
+    assert_eq!(
+        api.put(
+            "/api/vhosts/keep",
+            json!({"description": "kept", "tags": ["t"]})
+        )
+        .await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        api.put(
+            "/api/permissions/keep/guest",
+            json!({"configure": ".*", "write": ".*", "read": ".*"})
+        )
+        .await,
+        StatusCode::CREATED
+    );
+    let conn = open(&broker, "guest", "keep").await.expect("open keep");
+    let ch = confirm_channel(&conn).await;
+    declare(&ch, "durable-q", true).await;
+    for body in [b"one".as_slice(), b"two"] {
+        publish_confirmed(
+            &ch,
+            "",
+            "durable-q",
+            BasicPublishOptions::default(),
+            body,
+            persistent(),
+        )
+        .await;
+    }
+    conn.close(200, "bye".into()).await.expect("close");
+
+    broker.restart().await;
+    let api = Api::new(&broker);
+    let (status, v) = api
+        .request(reqwest::Method::GET, "/api/vhosts/keep", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["description"], "kept");
+    assert_eq!(v["tags"], json!(["t"]));
+    let conn = open(&broker, "guest", "keep")
+        .await
+        .expect("open keep after restart");
+    let ch = confirm_channel(&conn).await;
+    assert_eq!(
+        get_all(&ch, "durable-q").await,
+        vec![b"one".to_vec(), b"two".to_vec()]
+    );
+    // "/" is still there too, without that queue.
+    let root = broker.connect().await;
+    let root_ch = confirm_channel(&root).await;
+    let err = within(
+        "passive queue.declare",
+        root_ch.queue_declare(
+            "durable-q".into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        ),
+    )
+    .await
+    .expect_err("not in /");
+    assert_eq!(reply_code(&err), Some(404), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_user_name_selects_the_vhost() {
+    let broker = TestBroker::start().await;
+    let api = Api::new(&broker);
+    assert_eq!(
+        api.put("/api/vhosts/a", json!({})).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        api.put(
+            "/api/permissions/a/guest",
+            json!({"configure": ".*", "write": ".*", "read": ".*"})
+        )
+        .await,
+        StatusCode::CREATED
+    );
+    // AMQP consumers on amq.topic in "a" and in "/".
+    let mut consumers = Vec::new();
+    for vhost in ["a", "%2f"] {
+        let conn = open(&broker, "guest", vhost).await.expect("open");
+        let ch = confirm_channel(&conn).await;
+        declare(&ch, "sensors", false).await;
+        within(
+            "queue.bind",
+            ch.queue_bind(
+                "sensors".into(),
+                "amq.topic".into(),
+                "sensors.#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            ),
+        )
+        .await
+        .expect("bind");
+        let consumer = within(
+            "basic.consume",
+            ch.basic_consume(
+                "sensors".into(),
+                "c".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            ),
+        )
+        .await
+        .expect("consume");
+        consumers.push((conn, ch, consumer));
+    }
+
+    let mut opts = v4_options(broker.mqtt_addr(), "dev-1");
+    opts.set_credentials("a:guest", "guest");
+    let (mut client, _) = V4Client::connect(opts).await;
+    client
+        .publish(
+            "sensors/t1",
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            b"21.5".to_vec(),
+        )
+        .await;
+    let d = next_delivery(&mut consumers[0].2).await;
+    assert_eq!(d.data, b"21.5");
+    assert_no_delivery(&mut consumers[1].2, Duration::from_millis(300)).await;
+    // The connection is listed in its vhost.
+    let (_, conns) = api
+        .request(reqwest::Method::GET, "/api/connections", None)
+        .await;
+    let mqtt_vhosts: Vec<&Value> = conns
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter(|c| {
+                    c["protocol"]
+                        .as_str()
+                        .is_some_and(|p| p.starts_with("MQTT"))
+                })
+                .map(|c| &c["vhost"])
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(mqtt_vhosts, vec![&json!("a")], "{conns}");
+    client.disconnect().await;
+
+    // A vhost that does not exist: refused as bad credentials, as RabbitMQ does.
+    let mut opts = v4_options(broker.mqtt_addr(), "dev-2");
+    opts.set_credentials("nowhere:guest", "guest");
+    match V4Client::try_connect(opts).await {
+        Err(rumqttc::ConnectionError::ConnectionRefused(code)) => {
+            assert_eq!(code, rumqttc::ConnectReturnCode::BadUserNamePassword)
+        }
+        Err(e) => panic!("expected CONNACK 0x04, got {e:?}"),
+        Ok(_) => panic!("a missing vhost was accepted"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn definitions_round_trip_with_vhosts_users_and_permissions() {
+    let source = TestBroker::start().await;
+    let api = Api::new(&source);
+    assert_eq!(
+        api.put("/api/vhosts/shop", json!({"description": "the shop"}))
+            .await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        api.put(
+            "/api/users/bob",
+            json!({"password": "bob", "tags": ["management"]})
+        )
+        .await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        api.put(
+            "/api/permissions/shop/bob",
+            json!({"configure": "^orders", "write": ".*", "read": ".*"})
+        )
+        .await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        api.put("/api/queues/shop/orders", json!({"durable": true}))
+            .await,
+        StatusCode::CREATED
+    );
+    let (status, exported) = api
+        .request(reqwest::Method::GET, "/api/definitions", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let bob = exported["users"]
+        .as_array()
+        .and_then(|u| u.iter().find(|u| u["name"] == "bob"))
+        .cloned()
+        .expect("bob exported");
+    assert_eq!(bob["hashing_algorithm"], "argon2id");
+    assert!(
+        bob["password_hash"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("$argon2id$")),
+        "{bob}"
+    );
+
+    let target = TestBroker::start().await;
+    let api = Api::new(&target);
+    let (status, summary) = api
+        .request(
+            reqwest::Method::POST,
+            "/api/definitions",
+            Some(exported.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    assert_eq!(summary["skipped_users"], json!([]));
+    let (_, again) = api
+        .request(reqwest::Method::GET, "/api/definitions", None)
+        .await;
+    for section in [
+        "vhosts",
+        "users",
+        "permissions",
+        "queues",
+        "exchanges",
+        "bindings",
+    ] {
+        assert_eq!(again[section], exported[section], "{section}");
+    }
+    // Bob logs in to the imported vhost with his old password, and is held to his permissions.
+    let conn = open(&target, "bob", "shop")
+        .await
+        .expect("bob logs in after import");
+    let ch = confirm_channel(&conn).await;
+    declare(&ch, "orders", true).await;
+    let err = within(
+        "queue.declare",
+        ch.queue_declare(
+            "other".into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        ),
+    )
+    .await
+    .expect_err("configure is ^orders");
+    assert_eq!(reply_code(&err), Some(403), "{err}");
+    assert!(
+        err.to_string()
+            .contains("access to queue 'other' in vhost 'shop' refused for user 'bob'"),
+        "{err}"
+    );
+}
