@@ -76,10 +76,11 @@ pub enum Change {
 /// `set ...`.
 #[derive(Debug, Subcommand)]
 pub enum Set {
-    /// Grant a user access to a vhost with configure/write/read regular expressions.
+    /// Grant a user access to a vhost (--vhost, default /) with configure/write/read
+    /// regular expressions.
     #[command(
-        long_about = "Grant a user access to a vhost with configure/write/read \
-        regular expressions (replacing any earlier grant there).\n\n\
+        long_about = "Grant a user access to a vhost (--vhost, default /) with \
+        configure/write/read regular expressions (replacing any earlier grant there).\n\n\
         configure: declare and delete the matching queues and exchanges; write: publish to the \
         matching exchanges and bind to the matching queues; read: consume from the matching \
         queues and bind from the matching exchanges. '.*' matches everything, '' nothing.\n\n\
@@ -90,9 +91,6 @@ pub enum Set {
         /// User name.
         #[arg(id = "target_user", value_name = "USER")]
         user: String,
-        /// Vhost the permissions apply to.
-        #[arg(long, default_value = "/")]
-        vhost: String,
         /// Regex of the queue and exchange names the user may declare and delete.
         #[arg(long, value_name = "REGEX")]
         configure: String,
@@ -108,14 +106,12 @@ pub enum Set {
 /// `clear ...`.
 #[derive(Debug, Subcommand)]
 pub enum Clear {
-    /// Take away a user's access to a vhost (open connections lose it too).
+    /// Take away a user's access to a vhost (--vhost, default /; open connections lose it
+    /// too).
     Permissions {
         /// User name.
         #[arg(id = "target_user", value_name = "USER")]
         user: String,
-        /// Vhost to take away.
-        #[arg(long, default_value = "/")]
-        vhost: String,
     },
 }
 
@@ -223,17 +219,16 @@ pub fn delete_vhost(client: &Client, format: Format, name: &str) -> Result<(), F
 }
 
 /// `set permissions`.
-pub fn set(client: &Client, format: Format, set: Set) -> Result<(), Failure> {
+pub fn set(client: &Client, vhost: &str, format: Format, set: Set) -> Result<(), Failure> {
     let Set::Permissions {
         user,
-        vhost,
         configure,
         write,
         read,
     } = set;
     let body = json!({ "configure": configure, "write": write, "read": read });
     client.put(
-        &format!("/api/permissions/{}/{}", segment(&vhost), segment(&user)),
+        &format!("/api/permissions/{}/{}", segment(vhost), segment(&user)),
         &body,
     )?;
     done(
@@ -245,10 +240,10 @@ pub fn set(client: &Client, format: Format, set: Set) -> Result<(), Failure> {
 }
 
 /// `clear permissions`.
-pub fn clear(client: &Client, format: Format, clear: Clear) -> Result<(), Failure> {
-    let Clear::Permissions { user, vhost } = clear;
+pub fn clear(client: &Client, vhost: &str, format: Format, clear: Clear) -> Result<(), Failure> {
+    let Clear::Permissions { user } = clear;
     client.delete(
-        &format!("/api/permissions/{}/{}", segment(&vhost), segment(&user)),
+        &format!("/api/permissions/{}/{}", segment(vhost), segment(&user)),
         None,
     )?;
     done(

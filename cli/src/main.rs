@@ -74,6 +74,10 @@ struct Cli {
     /// brokerctl and the broker could read the password). Warns on stderr.
     #[arg(long, global = true)]
     insecure: bool,
+    /// Vhost of the queues, exchanges, bindings, messages and permissions a command works
+    /// on (default "/"). With `list`, only that vhost's objects; without, every vhost's.
+    #[arg(long, env = "BROKERCTL_VHOST", global = true)]
+    vhost: Option<String>,
     /// Output format: aligned tables for people, JSON (the API's own field names) for scripts.
     #[arg(long, value_enum, default_value = "table", global = true)]
     format: Format,
@@ -395,7 +399,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(f) => return fail(&f),
     };
-    match run(&client, cli.format, cli.command) {
+    match run(&client, cli.vhost.as_deref(), cli.format, cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => fail(&f),
     }
@@ -428,7 +432,13 @@ fn exchange_segment(name: &str) -> String {
     }
 }
 
-fn run(client: &Client, format: Format, command: Command) -> Result<(), Failure> {
+fn run(
+    client: &Client,
+    vhost: Option<&str>,
+    format: Format,
+    command: Command,
+) -> Result<(), Failure> {
+    let v = segment(vhost.unwrap_or("/"));
     match command {
         Command::Status => {
             let o = client.get("/api/overview")?;
@@ -517,6 +527,9 @@ fn run(client: &Client, format: Format, command: Command) -> Result<(), Failure>
                 ),
             };
             let mut list = client.get(path)?;
+            if let Some(vhost) = vhost {
+                only_vhost(&mut list, what, vhost);
+            }
             if matches!(what, ListKind::Sessions) && format == Format::Table {
                 output::summarise_subscriptions(&mut list);
             }
@@ -524,8 +537,8 @@ fn run(client: &Client, format: Format, command: Command) -> Result<(), Failure>
         }
         Command::Add(a) => access::add(client, format, a)?,
         Command::Change(c) => access::change(client, format, c)?,
-        Command::Set(s) => access::set(client, format, s)?,
-        Command::Clear(c) => access::clear(client, format, c)?,
+        Command::Set(s) => access::set(client, vhost.unwrap_or("/"), format, s)?,
+        Command::Clear(c) => access::clear(client, vhost.unwrap_or("/"), format, c)?,
         Command::Delete(Delete::User { name }) => access::delete_user(client, format, &name)?,
         Command::Delete(Delete::Vhost { name }) => access::delete_vhost(client, format, &name)?,
         Command::Tail(_) => {
@@ -544,7 +557,7 @@ fn run(client: &Client, format: Format, command: Command) -> Result<(), Failure>
                 "auto_delete": auto_delete,
                 "arguments": key_values(&arguments)?,
             });
-            let created = client.put(&format!("/api/queues/%2F/{}", segment(&name)), &body)?;
+            let created = client.put(&format!("/api/queues/{v}/{}", segment(&name)), &body)?;
             done(
                 format,
                 if created {
@@ -570,7 +583,7 @@ fn run(client: &Client, format: Format, command: Command) -> Result<(), Failure>
                 "internal": internal,
                 "arguments": key_values(&arguments)?,
             });
-            let created = client.put(&format!("/api/exchanges/%2F/{}", segment(&name)), &body)?;
+            let created = client.put(&format!("/api/exchanges/{v}/{}", segment(&name)), &body)?;
             done(
                 format,
                 if created {
@@ -583,7 +596,7 @@ fn run(client: &Client, format: Format, command: Command) -> Result<(), Failure>
         }
         Command::Declare(Declare::Binding(b)) => {
             let path = format!(
-                "/api/bindings/%2F/e/{}/{}/{}",
+                "/api/bindings/{v}/e/{}/{}/{}",
                 exchange_segment(&b.source),
                 b.destination_type.letter(),
                 segment(&b.destination)
@@ -604,7 +617,7 @@ fn run(client: &Client, format: Format, command: Command) -> Result<(), Failure>
             if_unused,
             if_empty,
         }) => {
-            let mut path = format!("/api/queues/%2F/{}", segment(&name));
+            let mut path = format!("/api/queues/{v}/{}", segment(&name));
             let mut query = Vec::new();
             if if_unused {
                 query.push("if-unused=true");
@@ -619,7 +632,7 @@ fn run(client: &Client, format: Format, command: Command) -> Result<(), Failure>
             done(format, "queue deleted", &name);
         }
         Command::Delete(Delete::Exchange { name, if_unused }) => {
-            let mut path = format!("/api/exchanges/%2F/{}", segment(&name));
+            let mut path = format!("/api/exchanges/{v}/{}", segment(&name));
             if if_unused {
                 path.push_str("?if-unused=true");
             }
@@ -628,7 +641,7 @@ fn run(client: &Client, format: Format, command: Command) -> Result<(), Failure>
         }
         Command::Delete(Delete::Binding { binding: b }) => {
             let base = format!(
-                "/api/bindings/%2F/e/{}/{}/{}",
+                "/api/bindings/{v}/e/{}/{}/{}",
                 exchange_segment(&b.source),
                 b.destination_type.letter(),
                 segment(&b.destination)
@@ -664,7 +677,7 @@ fn run(client: &Client, format: Format, command: Command) -> Result<(), Failure>
         }
         Command::Purge(Purge::Queue { name }) => {
             client.delete(
-                &format!("/api/queues/%2F/{}/contents", segment(&name)),
+                &format!("/api/queues/{v}/{}/contents", segment(&name)),
                 None,
             )?;
             done(format, "queue purged", &name);
@@ -698,7 +711,7 @@ fn run(client: &Client, format: Format, command: Command) -> Result<(), Failure>
             });
             let answer = client.post_json(
                 &format!(
-                    "/api/exchanges/%2F/{}/publish",
+                    "/api/exchanges/{v}/{}/publish",
                     exchange_segment(&p.exchange)
                 ),
                 &req,
@@ -721,7 +734,7 @@ fn run(client: &Client, format: Format, command: Command) -> Result<(), Failure>
                 "encoding": "auto",
             });
             let messages =
-                client.post_json(&format!("/api/queues/%2F/{}/get", segment(&g.queue)), &req)?;
+                client.post_json(&format!("/api/queues/{v}/{}/get", segment(&g.queue)), &req)?;
             print_list(
                 format,
                 &messages,
@@ -786,6 +799,18 @@ fn run(client: &Client, format: Format, command: Command) -> Result<(), Failure>
         }
     }
     Ok(())
+}
+
+/// Keeps the objects of `vhost` (lists of users and vhosts are left whole).
+fn only_vhost(list: &mut Value, what: ListKind, vhost: &str) {
+    let field = match what {
+        ListKind::Users | ListKind::Vhosts => return,
+        ListKind::Consumers => "/queue/vhost",
+        _ => "/vhost",
+    };
+    if let Some(items) = list.as_array_mut() {
+        items.retain(|item| item.pointer(field).and_then(Value::as_str) == Some(vhost));
+    }
 }
 
 /// Reports a successful change: a line for people, `{"ok": true, ...}` for scripts.
