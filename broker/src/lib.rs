@@ -242,7 +242,8 @@ impl Broker {
         if tls.is_none() {
             tracing::info!("TLS is off (no --tls-cert/--tls-key): no AMQPS or MQTTS listener");
         }
-        core.tasks.spawn(mqtt::listener::run(mqtt, mqtt_listener));
+        core.tasks
+            .spawn(mqtt::listener::run(mqtt.clone(), mqtt_listener));
         tracing::info!(addr = %mqtt_addr, "MQTT listener ready");
         let mut listeners = vec![
             mgmt::Listener {
@@ -274,7 +275,9 @@ impl Broker {
                 addr,
             });
         }
-        let mgmt = mgmt::MgmtState::new(core.clone(), listeners);
+        let mgmt = mgmt::MgmtState::new(core.clone(), listeners)
+            .with_mqtt(mqtt)
+            .with_sample_interval(Duration::from_millis(config.collect_statistics_interval));
         match tls.filter(|_| config.http_tls) {
             Some(tls) => {
                 let https = tls::HttpsListener::start(&core, http_listener, tls.http).map_err(

@@ -526,3 +526,97 @@ async fn mqtt_publish_and_subscribe_are_checked_on_amq_topic() {
         .assert_no_publish(std::time::Duration::from_millis(300))
         .await;
 }
+
+/// As RabbitMQ (`rabbit_channel`: the `passive = true` clauses of queue.declare and
+/// exchange.declare check no permission), a passive declare only asks whether the object
+/// exists: a user without configure permission may do it; an active declare of the same
+/// objects is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passive_declares_need_no_configure_permission() {
+    use lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions};
+    use lapin::types::FieldTable;
+    let broker = TestBroker::start().await;
+    let b = &broker;
+    tokio::task::block_in_place(|| user_with(b, "reader", "", ".*", ".*"));
+    let admin = broker.connect().await;
+    let ach = admin.create_channel().await.expect("channel");
+    ach.queue_declare(
+        "existing".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("guest declares");
+
+    let conn = amqp_login(&broker, "reader", "pw").await.expect("login");
+    let ch = conn.create_channel().await.expect("channel");
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    let q = ch
+        .queue_declare("existing".into(), passive, FieldTable::default())
+        .await
+        .expect("passive queue.declare without configure permission");
+    assert_eq!(q.name().as_str(), "existing");
+    ch.exchange_declare(
+        "amq.topic".into(),
+        lapin::ExchangeKind::Topic,
+        ExchangeDeclareOptions {
+            passive: true,
+            ..ExchangeDeclareOptions::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .expect("passive exchange.declare without configure permission");
+
+    // A passive declare of a missing queue is still 404, not 403.
+    let err = ch
+        .queue_declare("missing".into(), passive, FieldTable::default())
+        .await
+        .expect_err("missing queue");
+    assert_eq!(reply_code(&err), Some(404), "{err}");
+
+    // The active declare of the same queue needs configure.
+    let ch = conn.create_channel().await.expect("channel");
+    let err = ch
+        .queue_declare(
+            "existing".into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect_err("active declare refused");
+    assert_eq!(reply_code(&err), Some(403), "{err}");
+}
+
+/// A 5.0 QoS 0 publish without write permission ends the connection with DISCONNECT 0x87,
+/// whose reason string says which publish was refused (not the CONNACK text about logins).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt5_publish_refusal_says_what_was_refused() {
+    let broker = TestBroker::start().await;
+    let b = &broker;
+    tokio::task::block_in_place(|| user_with(b, "nowrite", ".*", "", ".*"));
+    let mut opts = v5_options(broker.mqtt_addr(), "nowrite-5");
+    opts.set_credentials("nowrite", "pw");
+    let (mut c, _) = V5Client::connect(opts).await;
+    c.client
+        .publish(
+            "t/q0",
+            rumqttc::v5::mqttbytes::QoS::AtMostOnce,
+            false,
+            b"x".to_vec(),
+        )
+        .await
+        .expect("publish sent");
+    let err = format!("{:?}", c.closed().await);
+    assert!(err.contains("NotAuthorized"), "{err}");
+    assert!(
+        err.contains(
+            "not authorized to publish to 't/q0': user 'nowrite' has no write permission on amq.topic in vhost '/'"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("loopback"), "{err}");
+}

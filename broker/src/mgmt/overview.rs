@@ -1,4 +1,5 @@
-//! `/api/overview`: product, listeners, object totals, queued messages, message counters.
+//! `/api/overview`: product, listeners, object totals, queued messages, message counters
+//! and rates.
 
 use axum::Json;
 use axum::extract::State;
@@ -44,6 +45,15 @@ pub(crate) async fn overview(State(s): State<MgmtState>) -> Json<Value> {
         })
         .collect();
     let (recv, send) = core.connections.io_totals();
+    let totals = crate::core::queue::QueueCounts {
+        published: publish,
+        delivered: deliver,
+        got: get,
+        acked: ack,
+    };
+    let mut message_stats = super::rates::message_stats(&totals, s.rates.total());
+    message_stats["recv_oct"] = json!(recv);
+    message_stats["send_oct"] = json!(send);
     Json(json!({
         "product_name": "broker",
         "product_version": env!("CARGO_PKG_VERSION"),
@@ -63,15 +73,7 @@ pub(crate) async fn overview(State(s): State<MgmtState>) -> Json<Value> {
             "messages_ready": ready,
             "messages_unacknowledged": unacked,
         },
-        "message_stats": {
-            "publish": publish,
-            "deliver": deliver,
-            "get": get,
-            "deliver_get": deliver + get,
-            "ack": ack,
-            "recv_oct": recv,
-            "send_oct": send,
-        },
+        "message_stats": message_stats,
         "memory_alarm": core.memory.is_blocked(),
     }))
 }
