@@ -390,7 +390,12 @@ fn main() -> ExitCode {
         insecure: cli.insecure,
     };
     if let Command::Tail(args) = cli.command {
-        return match tail::run(args, &cli.user, &cli.password, &tls, cli.format) {
+        let login = tail::Login {
+            user: &cli.user,
+            password: &cli.password,
+            vhost: cli.vhost.as_deref(),
+        };
+        return match tail::run(args, &login, &tls, cli.format) {
             Ok(()) => ExitCode::SUCCESS,
             Err(f) => fail(&f),
         };

@@ -35,13 +35,20 @@ pub struct TailArgs {
     #[arg(long, value_enum, default_value = "auto")]
     encoding: Encoding,
     /// AMQP URL of the broker (amqps:// for TLS, trusting --cacert); user and password
-    /// default to --user/--password.
-    #[arg(
-        long,
-        env = "BROKERCTL_AMQP_URL",
-        default_value = "amqp://localhost:5672/%2F"
-    )]
-    amqp_url: String,
+    /// default to --user/--password [default: amqp://localhost:5672/ and the --vhost,
+    /// percent-encoded: amqp://localhost:5672/%2F without one].
+    #[arg(long, env = "BROKERCTL_AMQP_URL", value_name = "URL")]
+    amqp_url: Option<String>,
+}
+
+/// Who `tail` connects as, and where: the global options.
+pub struct Login<'a> {
+    /// `--user`.
+    pub user: &'a str,
+    /// `--password`.
+    pub password: &'a str,
+    /// `--vhost`, used when `--amqp-url` is absent.
+    pub vhost: Option<&'a str>,
 }
 
 /// How a message body is shown.
@@ -60,8 +67,7 @@ enum Encoding {
 /// Runs `tail` until `--count` messages have been printed or Ctrl-C.
 pub fn run(
     args: TailArgs,
-    user: &str,
-    password: &str,
+    login: &Login<'_>,
     tls: &TlsOptions,
     format: Format,
 ) -> Result<(), Failure> {
@@ -81,17 +87,21 @@ pub fn run(
         .enable_all()
         .build()
         .map_err(|e| Failure::Usage(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(follow(args, user, password, cacert, format))
+    runtime.block_on(follow(args, login, cacert, format))
 }
 
 async fn follow(
     args: TailArgs,
-    user: &str,
-    password: &str,
+    login: &Login<'_>,
     cacert: Option<String>,
     format: Format,
 ) -> Result<(), Failure> {
-    let url = with_credentials(&args.amqp_url, user, password);
+    let user = login.user;
+    let url = args
+        .amqp_url
+        .clone()
+        .unwrap_or_else(|| default_url(login.vhost));
+    let url = with_credentials(&url, user, login.password);
     let shown = without_password(&url);
     let properties = ConnectionProperties::default().with_connection_name("brokerctl tail".into());
     let tls = lapin::tcp::OwnedTLSConfig {
@@ -299,6 +309,11 @@ fn value_json(v: &AMQPValue) -> Value {
     }
 }
 
+/// The local broker's AMQP port, in `vhost` (or `/`).
+fn default_url(vhost: Option<&str>) -> String {
+    format!("amqp://localhost:5672/{}", segment(vhost.unwrap_or("/")))
+}
+
 /// `url` with `user:password@` inserted unless it already names a user.
 fn with_credentials(url: &str, user: &str, password: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -371,6 +386,8 @@ mod tests {
             with_credentials("amqp://u:p@h:1/v", "guest", "guest"),
             "amqp://u:p@h:1/v"
         );
+        assert_eq!(default_url(None), "amqp://localhost:5672/%2F");
+        assert_eq!(default_url(Some("a/b")), "amqp://localhost:5672/a%2Fb");
         assert_eq!(
             without_password("amqp://u:p@h:1/%2F"),
             "amqp://u:***@h:1/%2F"
