@@ -408,7 +408,70 @@ async fn mqtt_user_name_selects_the_vhost() {
         })
         .unwrap_or_default();
     assert_eq!(mqtt_vhosts, vec![&json!("a")], "{conns}");
-    client.disconnect().await;
+
+    // Retained messages live in the vhost: a subscriber in "a" gets it, one in "/" does not.
+    client
+        .publish(
+            "status/dev-1",
+            rumqttc::QoS::AtLeastOnce,
+            true,
+            b"up".to_vec(),
+        )
+        .await;
+    let mut opts = v4_options(broker.mqtt_addr(), "watcher");
+    opts.set_credentials("a:guest", "guest");
+    let (mut watcher, _) = V4Client::connect(opts).await;
+    watcher
+        .subscribe("status/#", rumqttc::QoS::AtLeastOnce)
+        .await;
+    assert_eq!(watcher.next_publish().await.payload.as_ref(), b"up");
+    let mut opts = v4_options(broker.mqtt_addr(), "watcher");
+    opts.set_credentials("guest", "guest");
+    let (mut root_watcher, _) = V4Client::connect(opts).await;
+    root_watcher
+        .subscribe("status/#", rumqttc::QoS::AtLeastOnce)
+        .await;
+    root_watcher
+        .assert_no_publish(Duration::from_millis(300))
+        .await;
+    // Same client id in "/" and in "a": two sessions, no takeover.
+    client
+        .publish(
+            "status/dev-1",
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            b"still".to_vec(),
+        )
+        .await;
+    assert_eq!(watcher.next_publish().await.payload.as_ref(), b"still");
+
+    // Deleting "a" closes its MQTT connections and drops its retained messages; the client
+    // with the same id in "/" is another session and stays.
+    let (status, _) = api
+        .request(reqwest::Method::DELETE, "/api/vhosts/a", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    client.closed().await;
+    watcher.closed().await;
+    assert_eq!(
+        api.put("/api/vhosts/a", json!({})).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        api.put(
+            "/api/permissions/a/guest",
+            json!({"configure": ".*", "write": ".*", "read": ".*"})
+        )
+        .await,
+        StatusCode::CREATED
+    );
+    let mut opts = v4_options(broker.mqtt_addr(), "watcher-2");
+    opts.set_credentials("a:guest", "guest");
+    let (mut fresh, _) = V4Client::connect(opts).await;
+    fresh.subscribe("status/#", rumqttc::QoS::AtLeastOnce).await;
+    fresh.assert_no_publish(Duration::from_millis(300)).await;
+    fresh.disconnect().await;
+    root_watcher.disconnect().await;
 
     // A vhost that does not exist: refused as bad credentials, as RabbitMQ does.
     let mut opts = v4_options(broker.mqtt_addr(), "dev-2");

@@ -117,6 +117,9 @@ pub struct Core {
     pub connections: Arc<registry::Registry>,
     /// Users and permissions (changed through the `Core` methods that persist them).
     pub access: access::AccessControl,
+    /// Counts vhost deletions, so front ends can drop what they keep per vhost outside the
+    /// topology (MQTT retained messages). A watch: only "something was deleted" matters.
+    vhost_deletions: tokio::sync::watch::Sender<u64>,
     /// Stops listeners, connections and queues.
     pub shutdown: CancellationToken,
     /// Tracks every task, so shutdown can wait for them.
@@ -139,6 +142,7 @@ impl Core {
             memory: memory::MemoryGauge::new(memory_high_watermark),
             connections: Arc::default(),
             access: access::AccessControl::default(),
+            vhost_deletions: tokio::sync::watch::Sender::new(0),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         })
@@ -185,6 +189,16 @@ impl Core {
             Err(poisoned) => poisoned.into_inner(),
         };
         f(&mut map)
+    }
+
+    /// Changes whenever a vhost is deleted.
+    pub fn subscribe_vhost_deletions(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.vhost_deletions.subscribe()
+    }
+
+    /// Tells the subscribers that a vhost was deleted.
+    fn vhost_deleted(&self) {
+        self.vhost_deletions.send_modify(|n| *n += 1);
     }
 
     /// Storage shared by all queues.

@@ -680,6 +680,7 @@ impl Core {
         }
         v.modify(|t| *t = super::topology::Topology::default());
         self.access.clear_vhost(name);
+        self.vhost_deleted();
         self.persist_definitions().await?;
         tracing::info!(vhost = name, queues = topo.queues.len(), "vhost deleted");
         Ok(true)

@@ -40,8 +40,8 @@ use crate::model::message::MessageRef;
 pub struct Shared {
     /// The routing core.
     pub core: Arc<Core>,
-    /// Retained messages.
-    pub retained: retained::RetainedStore,
+    /// Retained messages (shared with the task that drops a deleted vhost's).
+    pub retained: Arc<retained::RetainedStore>,
     /// Connected client ids and timers.
     pub sessions: sessions::Sessions,
     /// Largest packet accepted from clients (and advertised in 5.0 CONNACK).
@@ -110,7 +110,25 @@ impl Shared {
             .iter()
             .map(|v| v.name().to_string())
             .collect::<Vec<_>>();
-        let retained = retained::RetainedStore::open(core.storage().clone(), vhosts)?;
+        let retained = Arc::new(retained::RetainedStore::open(
+            core.storage().clone(),
+            vhosts,
+        )?);
+        let mut deletions = core.subscribe_vhost_deletions();
+        let (watcher_core, watcher_retained) = (core.clone(), retained.clone());
+        core.tasks.spawn(async move {
+            let shutdown = watcher_core.shutdown.clone();
+            loop {
+                tokio::select! {
+                    changed = deletions.changed() => if changed.is_err() { break },
+                    _ = shutdown.cancelled() => break,
+                }
+                let exists = |v: &str| watcher_core.vhost(v).is_some();
+                if let Err(e) = watcher_retained.forget_deleted_vhosts(exists) {
+                    tracing::error!(error = %e, "cannot delete a deleted vhost's retained messages");
+                }
+            }
+        });
         Ok(Shared {
             core,
             retained,

@@ -133,10 +133,21 @@ impl RetainedStore {
         }
     }
 
-    /// Forgets a deleted vhost's retained messages (its storage log is deleted with it).
-    pub fn forget_vhost(&self, vhost: &str) -> Result<(), StorageError> {
-        self.lock().remove(vhost);
-        self.storage.delete_queue(&retained_key(vhost))
+    /// Forgets the retained messages of vhosts that no longer `exist` and deletes their
+    /// storage logs (a vhost's deletion takes its retained messages with it).
+    pub fn forget_deleted_vhosts(&self, exist: impl Fn(&str) -> bool) -> Result<(), StorageError> {
+        let gone: Vec<String> = {
+            let mut all = self.lock();
+            let gone: Vec<String> = all.keys().filter(|v| !exist(v)).cloned().collect();
+            for v in &gone {
+                all.remove(v);
+            }
+            gone
+        };
+        for v in gone {
+            self.storage.delete_queue(&retained_key(&v))?;
+        }
+        Ok(())
     }
 
     /// Replaces the retained message of `topic` in `vhost`; `None` (an empty retained
