@@ -47,9 +47,12 @@ struct Ready {
 }
 
 impl Ready {
-    /// Bytes of body this entry holds in memory (what the memory gauge counts).
-    fn body_len(&self) -> usize {
-        self.msg.as_ref().map_or(0, |m| m.body.len())
+    /// Takes this entry off the memory gauge, if it holds its body (entries without one were
+    /// never counted).
+    fn uncount(&self, gauge: &super::memory::MemoryGauge) {
+        if let Some(m) = &self.msg {
+            gauge.sub(m.body.len());
+        }
     }
 }
 
@@ -268,7 +271,7 @@ impl QueueTask {
             QueueCmd::Purge { reply } => {
                 let n = count(self.ready.len());
                 for r in self.ready.drain(..) {
-                    self.core.memory.sub(r.body_len());
+                    r.uncount(&self.core.memory);
                     if r.stored {
                         self.to_remove.push(r.seq);
                     }
@@ -606,7 +609,7 @@ impl QueueTask {
             });
         }
         for r in self.ready.drain(..) {
-            self.core.memory.sub(r.body_len());
+            r.uncount(&self.core.memory);
         }
         for (_, u) in std::mem::take(&mut self.unacked) {
             self.core.memory.sub(u.msg.body.len());
@@ -644,4 +647,107 @@ fn to_message(queue: &str, m: StoredMessage) -> Option<MessageRef> {
 
 fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use storage::Storage;
+
+    fn persistent(i: usize) -> MessageRef {
+        Arc::new(Message {
+            exchange: ShortStr::new("").expect("short"),
+            routing_key: ShortStr::new("q").expect("short"),
+            properties: BasicProperties {
+                delivery_mode: Some(2),
+                ..Default::default()
+            },
+            body: Bytes::from(format!("message {i}")),
+            publisher: None,
+        })
+    }
+
+    async fn get(h: &QueueHandle) -> Option<GetOk> {
+        h.ask(|reply| QueueCmd::Get {
+            owner: ChannelKey(1),
+            no_ack: true,
+            reply,
+        })
+        .await
+        .flatten()
+    }
+
+    /// Publishes past the memory window, drains half, "restarts" (a new task over the stored
+    /// seqs) and drains the rest: order, bodies, redelivered flags and the memory gauge hold.
+    #[tokio::test]
+    async fn long_queues_keep_bodies_on_disk_and_page_them_in() {
+        let storage = Arc::new(storage::MemoryStorage::new());
+        let core = Core::new(storage.clone(), u64::MAX);
+        let n = MEMORY_WINDOW * 3 + PAGE / 2;
+        let h = QueueTask::spawn(&core, "/".into(), "q".into(), true, false, Vec::new());
+        for i in 0..n {
+            let sent = h.send(QueueCmd::Publish {
+                msg: persistent(i),
+                confirm: None,
+            });
+            assert!(sent.await.is_ok());
+        }
+        let stats = h
+            .ask(|reply| QueueCmd::Stats { reply })
+            .await
+            .expect("stats");
+        assert_eq!(usize::try_from(stats.messages).ok(), Some(n));
+        let per_message = super::super::memory::MESSAGE_OVERHEAD + 13;
+        let window_bytes = u64::try_from(MEMORY_WINDOW).expect("fits") * per_message;
+        assert!(
+            core.memory.used() <= window_bytes,
+            "bodies beyond the window stay on disk: {} bytes held",
+            core.memory.used()
+        );
+
+        let peeked = h
+            .ask(|reply| QueueCmd::Peek { count: 3, reply })
+            .await
+            .expect("peek");
+        assert_eq!(peeked.len(), 3);
+        for i in 0..n / 2 {
+            let got = get(&h).await.expect("a message");
+            assert_eq!(got.msg.body, format!("message {i}"));
+            assert!(!got.redelivered);
+        }
+        assert!(core.memory.used() <= window_bytes);
+        // Everything taken so far is removed from storage at the end of its batch.
+        let _ = h.ask(|reply| QueueCmd::Stats { reply }).await;
+        let key = QueueKey::new("/", "q");
+        let stored = storage.recover_seqs(&key).expect("seqs");
+        assert_eq!(stored.len(), n - n / 2);
+
+        let before = core.memory.used();
+        let again = QueueTask::spawn(&core, "/".into(), "q".into(), true, false, stored);
+        assert_eq!(core.memory.used(), before, "recovery reads no bodies");
+        for i in n / 2..n {
+            let got = get(&again).await.expect("a recovered message");
+            assert_eq!(got.msg.body, format!("message {i}"));
+            assert!(got.redelivered);
+        }
+        assert!(get(&again).await.is_none());
+        assert_eq!(core.memory.used(), before, "drained: no bodies held");
+
+        // Purging a long queue takes off the gauge only what it counted.
+        let third = QueueTask::spawn(&core, "/".into(), "p".into(), true, false, Vec::new());
+        for i in 0..MEMORY_WINDOW * 2 {
+            let sent = third.send(QueueCmd::Publish {
+                msg: persistent(i),
+                confirm: None,
+            });
+            assert!(sent.await.is_ok());
+        }
+        let purged = third.ask(|reply| QueueCmd::Purge { reply }).await;
+        assert_eq!(
+            purged.and_then(|n| usize::try_from(n).ok()),
+            Some(MEMORY_WINDOW * 2)
+        );
+        assert_eq!(core.memory.used(), before, "purged: the gauge is back");
+    }
 }
