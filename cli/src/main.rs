@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use access::{Add, Change, Clear, Set};
 use client::{Client, Failure, TlsOptions, segment};
-use output::{Format, print_list, print_object};
+use output::{Format, outln, print_list, print_object};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -725,9 +725,9 @@ fn run(
                 Format::Json => print_object(format, &answer),
                 Format::Table => {
                     if answer["routed"] == true {
-                        println!("message published and routed");
+                        outln!("message published and routed");
                     } else {
-                        println!("message published but not routed to any queue");
+                        outln!("message published but not routed to any queue");
                     }
                 }
             }
@@ -764,7 +764,7 @@ fn run(
             let text = serde_json::to_string_pretty(&defs)
                 .map_err(|e| Failure::Usage(format!("cannot format the definitions: {e}")))?;
             match file.as_deref() {
-                None | Some("-") => println!("{text}"),
+                None | Some("-") => outln!("{text}"),
                 Some(path) => {
                     std::fs::write(path, format!("{text}\n"))
                         .map_err(|e| Failure::Usage(format!("cannot write {path}: {e}")))?;
@@ -789,15 +789,17 @@ fn run(
             match format {
                 Format::Json => print_object(format, &summary),
                 Format::Table => {
-                    println!(
+                    outln!(
                         "imported {} exchanges, {} queues, {} bindings",
-                        summary["exchanges"], summary["queues"], summary["bindings"]
+                        summary["exchanges"],
+                        summary["queues"],
+                        summary["bindings"]
                     );
                     if let Some(skipped) = summary["skipped"].as_array()
                         && !skipped.is_empty()
                     {
                         let names: Vec<&str> = skipped.iter().filter_map(Value::as_str).collect();
-                        println!("skipped (not supported yet): {}", names.join(", "));
+                        outln!("skipped (not supported yet): {}", names.join(", "));
                     }
                 }
             }
@@ -821,7 +823,7 @@ fn only_vhost(list: &mut Value, what: ListKind, vhost: &str) {
 /// Reports a successful change: a line for people, `{"ok": true, ...}` for scripts.
 pub(crate) fn done(format: Format, what: &str, name: &str) {
     match format {
-        Format::Json => println!("{}", json!({ "ok": true, "result": what, "name": name })),
-        Format::Table => println!("{what}: {name}"),
+        Format::Json => outln!("{}", json!({ "ok": true, "result": what, "name": name })),
+        Format::Table => outln!("{what}: {name}"),
     }
 }

@@ -1,6 +1,36 @@
 //! Output: aligned tables for people, the API's JSON for scripts.
 
+use std::io::Write as _;
+
 use serde_json::Value;
+
+/// Writes to standard output. When the reader has gone (`brokerctl tail | head -5`), the
+/// process ends quietly with exit 0 like other Unix tools, instead of Rust's panic on a
+/// closed pipe; any other write error ends it with exit 1.
+pub fn write_out(args: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("brokerctl: cannot write the output: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `print!` through [`write_out`].
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::output::write_out(format_args!($($arg)*)) };
+}
+
+/// `println!` through [`write_out`].
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+pub(crate) use outln;
 
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -69,7 +99,7 @@ pub fn print_list(format: Format, list: &Value, columns: &[&str]) {
                         .collect()
                 })
                 .unwrap_or_default();
-            print!("{}", table(columns, &rows));
+            out!("{}", table(columns, &rows));
         }
     }
 }
@@ -95,14 +125,14 @@ pub fn summarise_subscriptions(sessions: &mut Value) {
 /// Prints a JSON value (pretty).
 pub fn print_object(_format: Format, value: &Value) {
     match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
-        Err(_) => println!("{value}"),
+        Ok(text) => outln!("{text}"),
+        Err(_) => outln!("{value}"),
     }
 }
 
 /// `status` as text.
 pub fn print_status(o: &Value) {
-    println!(
+    outln!(
         "{} {} (up {} s)",
         cell(o, "product_name"),
         cell(o, "product_version"),
@@ -121,7 +151,7 @@ pub fn print_status(o: &Value) {
                 .collect()
         })
         .unwrap_or_default();
-    print!("{}", table(&["listener", "address"], &listeners));
+    out!("{}", table(&["listener", "address"], &listeners));
     let totals = [
         ("connections", "object_totals.connections"),
         ("channels", "object_totals.channels"),
@@ -142,7 +172,7 @@ pub fn print_status(o: &Value) {
         .iter()
         .map(|(name, path)| vec![(*name).to_string(), cell(o, path)])
         .collect();
-    print!("{}", table(&["total", "value"], &rows));
+    out!("{}", table(&["total", "value"], &rows));
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use lapin::{BasicProperties, Connection, ConnectionProperties, ErrorKind};
 use serde_json::{Map, Value, json};
 
 use crate::client::{Failure, TlsOptions, segment};
-use crate::output::Format;
+use crate::output::{Format, outln};
 
 /// `tail` arguments.
 #[derive(Debug, Args)]
@@ -189,7 +189,7 @@ fn print_delivery(d: &Delivery, encoding: Encoding, format: Format) {
     let (payload, payload_encoding) = encode(&d.data, encoding);
     let properties = properties_json(&d.properties);
     match format {
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             json!({
                 "exchange": d.exchange.as_str(),
@@ -224,7 +224,7 @@ fn print_delivery(d: &Delivery, encoding: Encoding, format: Format) {
             } else {
                 format!("{payload_encoding}:{payload}")
             };
-            println!("{routing_key}  {props}{shown}");
+            outln!("{routing_key}  {props}{shown}");
         }
     }
 }

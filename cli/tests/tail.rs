@@ -159,6 +159,29 @@ async fn tail_shows_binary_bodies_and_reports_missing_exchanges() {
         "(empty key)  hex:6869\n"
     );
 
+    // A reader that goes away (`brokerctl tail | head -1`) ends the tail quietly.
+    let (mut child, _) = start_tail(&broker, &amqp_url, &["amq.fanout"]).await;
+    let mut out = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    ok(
+        &broker,
+        &["publish", "--exchange", "amq.fanout", "--body", "one"],
+    )
+    .await;
+    let line = within("the first line", out.next_line())
+        .await
+        .expect("stdout");
+    assert_eq!(line.as_deref(), Some("(empty key)  one"));
+    drop(out);
+    ok(
+        &broker,
+        &["publish", "--exchange", "amq.fanout", "--body", "two"],
+    )
+    .await;
+    let status = within("tail to notice the closed pipe", child.wait())
+        .await
+        .expect("tail status");
+    assert_eq!(status.code(), Some(0));
+
     let o = run(
         &broker,
         &["tail", "no-such-exchange", "--amqp-url", &amqp_url],
