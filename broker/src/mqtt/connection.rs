@@ -82,6 +82,8 @@ pub(crate) struct MqttConn {
     pub user: String,
     /// The vhost: named in the user name as `vhost:user`, else the configured MQTT vhost.
     pub vhost: String,
+    /// That vhost, held so that a publish reads its topology without a lookup by name.
+    vhost_ref: Option<Arc<crate::core::vhost::Vhost>>,
     /// The user's permissions in the vhost and the user store generation they were read at.
     pub permission: Option<(u64, Arc<crate::core::access::Permission>)>,
     pub version: ProtocolVersion,
@@ -180,6 +182,7 @@ pub(crate) async fn serve(
         peer,
         user: String::new(),
         vhost: String::new(),
+        vhost_ref: None,
         permission: None,
         version: connect.version,
         client_id: Arc::from(""),
@@ -252,6 +255,14 @@ impl MqttConn {
         permission.is_some_and(|p| p.allows(access, "amq.topic"))
     }
 
+    /// The vhost's current topology (empty before CONNECT is accepted).
+    pub(crate) fn topology(&self) -> Arc<crate::core::topology::Topology> {
+        match &self.vhost_ref {
+            Some(v) => v.topology(),
+            None => Arc::default(),
+        }
+    }
+
     /// Queues a packet for the next write.
     pub(crate) fn send(&mut self, packet: &Packet) {
         if let Err(e) = encode(packet, self.version, &mut self.out) {
@@ -306,7 +317,7 @@ impl MqttConn {
             Some((vhost, user)) => (vhost.to_string(), Some(user.to_string())),
             None => (self.shared.default_vhost.clone(), connect.username.clone()),
         };
-        if self.shared.core.vhost(&vhost).is_none() {
+        let Some(vhost_ref) = self.shared.core.vhost(&vhost) else {
             tracing::warn!(peer = %self.peer, %vhost, "MQTT login refused: the vhost does not exist");
             self.connack(
                 ReasonCode::BAD_USER_NAME_OR_PASSWORD,
@@ -314,7 +325,7 @@ impl MqttConn {
                 ConnAckProperties::default(),
             );
             return false;
-        }
+        };
         let (user, refused) = match (&username, &connect.password) {
             (Some(user), password) => {
                 let password = password
@@ -361,6 +372,7 @@ impl MqttConn {
         }
         self.user = user;
         self.vhost = vhost;
+        self.vhost_ref = Some(vhost_ref);
         let mut assigned = None;
         let client_id = if connect.client_id.is_empty() {
             if !v5 && !connect.clean_start {

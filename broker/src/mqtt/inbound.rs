@@ -121,7 +121,7 @@ impl MqttConn {
             self.publish_blocked = true;
         }
         let mut targets = Vec::new();
-        self.shared.core.topology(&self.vhost).route(
+        self.topology().route(
             "amq.topic",
             msg.routing_key.as_str(),
             msg.properties.headers.as_ref(),

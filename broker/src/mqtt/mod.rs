@@ -114,6 +114,9 @@ impl Shared {
             core.storage().clone(),
             vhosts,
         )?);
+        if core.vhost(&default_vhost).is_none() {
+            tracing::warn!(vhost = %default_vhost, "the MQTT vhost (--mqtt-vhost) does not exist: MQTT clients that do not name a vhost will be refused");
+        }
         let mut deletions = core.subscribe_vhost_deletions();
         let (watcher_core, watcher_retained) = (core.clone(), retained.clone());
         core.tasks.spawn(async move {
