@@ -215,3 +215,111 @@ async fn set_then_clear_permissions() {
     let o = run(&broker, &["clear", "permissions", "app"]).await;
     assert_eq!(o.status.code(), Some(1), "nothing left to clear");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_list_and_delete_a_vhost() {
+    let broker = TestBroker::start().await;
+    let out = ok(
+        &broker,
+        &["add", "vhost", "staging", "--description", "pre-production"],
+    )
+    .await;
+    assert_eq!(out, "vhost added: staging\n");
+    let out = ok(&broker, &["add", "vhost", "staging"]).await;
+    assert_eq!(out, "vhost already exists: staging\n");
+    let table = ok(&broker, &["list", "vhosts"]).await;
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["name", "description", "tags", "queues", "connections"]
+    );
+    let names: Vec<String> = rows(&table).into_iter().map(|r| r[0].clone()).collect();
+    assert!(names.contains(&"/".to_string()) && names.contains(&"staging".to_string()));
+    let vhosts = json(&broker, &["list", "vhosts"]).await;
+    assert!(
+        vhosts.as_array().is_some_and(|vs| vs
+            .iter()
+            .any(|v| v["name"] == "staging" && v["description"] == "pre-production")),
+        "{vhosts}"
+    );
+
+    // Permissions in the new vhost, then its deletion takes them along.
+    ok(
+        &broker,
+        &[
+            "set",
+            "permissions",
+            "guest",
+            "--vhost",
+            "staging",
+            "--configure",
+            ".*",
+            "--write",
+            ".*",
+            "--read",
+            ".*",
+        ],
+    )
+    .await;
+    let perms = json(&broker, &["list", "permissions"]).await;
+    assert!(
+        perms
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| p["vhost"] == "staging")),
+        "{perms}"
+    );
+
+    // --vhost points the other commands at it; lists with --vhost show only its objects.
+    ok(&broker, &["declare", "queue", "in-root"]).await;
+    ok(&broker, &["--vhost", "staging", "declare", "queue", "jobs"]).await;
+    ok(
+        &broker,
+        &[
+            "--vhost",
+            "staging",
+            "publish",
+            "--routing-key",
+            "jobs",
+            "--body",
+            "j1",
+        ],
+    )
+    .await;
+    let got = json(&broker, &["--vhost", "staging", "get", "jobs"]).await;
+    assert_eq!(got[0]["payload"], "j1", "{got}");
+    let queues = json(&broker, &["list", "queues", "--vhost", "staging"]).await;
+    assert_eq!(queues.as_array().map(Vec::len), Some(1), "{queues}");
+    assert_eq!(queues[0]["name"], "jobs");
+    assert_eq!(queues[0]["vhost"], "staging");
+    let queues = json(&broker, &["list", "queues"]).await;
+    assert_eq!(
+        queues.as_array().map(Vec::len),
+        Some(2),
+        "every vhost: {queues}"
+    );
+
+    let out = ok(&broker, &["delete", "vhost", "staging"]).await;
+    assert_eq!(out, "vhost deleted: staging\n");
+    let vhosts = json(&broker, &["list", "vhosts"]).await;
+    assert!(
+        vhosts
+            .as_array()
+            .is_some_and(|vs| vs.iter().all(|v| v["name"] != "staging")),
+        "{vhosts}"
+    );
+    let perms = json(&broker, &["list", "permissions"]).await;
+    assert!(
+        perms
+            .as_array()
+            .is_some_and(|ps| ps.iter().all(|p| p["vhost"] != "staging")),
+        "{perms}"
+    );
+    let o = run(&broker, &["delete", "vhost", "staging"]).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("HTTP 404"), "{}", stderr(&o));
+}

@@ -3,31 +3,10 @@
 
 mod common;
 
-use common::{command, json, ok, run, stderr};
+use common::{json, ok, run, start_tail, stderr};
 use serde_json::Value;
 use tests::{TestBroker, within};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
-
-/// Starts `brokerctl tail` with `args` and waits for its "tailing" line on stderr (printed
-/// once its consumer is registered); returns the child and that line.
-async fn start_tail(
-    broker: &TestBroker,
-    amqp_url: &str,
-    args: &[&str],
-) -> (tokio::process::Child, String) {
-    let mut all = vec!["tail", "--amqp-url", amqp_url];
-    all.extend_from_slice(args);
-    let mut child = command(&broker.http_url(), &all)
-        .spawn()
-        .expect("spawn brokerctl tail");
-    let mut err = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let line = within("the tail to start consuming", err.next_line())
-        .await
-        .expect("read stderr")
-        .expect("tail exited before consuming");
-    assert!(line.starts_with("brokerctl: tailing exchange"), "{line}");
-    (child, line)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tail_prints_the_published_messages_as_json_lines() {

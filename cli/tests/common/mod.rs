@@ -8,7 +8,7 @@ use std::process::Output;
 
 use serde_json::Value;
 use tests::{TestBroker, within};
-use tokio::io::AsyncWriteExt as _;
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::process::Command;
 
 /// The brokerctl binary Cargo built for these tests.
@@ -82,4 +82,25 @@ pub async fn json(broker: &TestBroker, args: &[&str]) -> Value {
     all.extend(["--format", "json"]);
     let out = ok(broker, &all).await;
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+/// Starts `brokerctl tail` with `args` and waits for its "tailing" line on stderr (printed
+/// once its consumer is registered); returns the child and that line.
+pub async fn start_tail(
+    broker: &TestBroker,
+    amqp_url: &str,
+    args: &[&str],
+) -> (tokio::process::Child, String) {
+    let mut all = vec!["tail", "--amqp-url", amqp_url];
+    all.extend_from_slice(args);
+    let mut child = command(&broker.http_url(), &all)
+        .spawn()
+        .expect("spawn brokerctl tail");
+    let mut err = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let line = within("the tail to start consuming", err.next_line())
+        .await
+        .expect("read stderr")
+        .expect("tail exited before consuming");
+    assert!(line.starts_with("brokerctl: tailing exchange"), "{line}");
+    (child, line)
 }
