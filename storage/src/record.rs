@@ -140,13 +140,29 @@ pub fn scan(buf: &[u8]) -> Scan {
     out
 }
 
-/// Decodes the record at `pos` of a segment file held in `buf`.
+/// Decodes the record at `pos` of a segment file held in `buf`, copying
+/// its payload out (so a message kept for long does not pin the whole buffer).
 pub fn decode(buf: &[u8], pos: &RecordPos) -> Result<StoredMessage, StorageError> {
     let payload = pos
         .payload()
         .and_then(|r| buf.get(r))
-        .ok_or_else(|| StorageError::Corrupt(format!("message {}: record out of file", pos.seq)))?;
+        .ok_or_else(|| out_of_buffer(pos))?;
     codec::decode_value(pos.seq, bytes::Bytes::copy_from_slice(payload))
+}
+
+/// Decodes the record at `pos` of `buf` without copying: properties and body
+/// are slices of `buf`. For messages paged in to be delivered soon, where
+/// pinning the read buffer for a while is cheaper than a copy per message.
+pub fn decode_shared(buf: &bytes::Bytes, pos: &RecordPos) -> Result<StoredMessage, StorageError> {
+    let range = pos
+        .payload()
+        .filter(|r| r.end <= buf.len())
+        .ok_or_else(|| out_of_buffer(pos))?;
+    codec::decode_value(pos.seq, buf.slice(range))
+}
+
+fn out_of_buffer(pos: &RecordPos) -> StorageError {
+    StorageError::Corrupt(format!("message {}: record out of file", pos.seq))
 }
 
 #[cfg(test)]

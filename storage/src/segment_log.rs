@@ -391,10 +391,12 @@ impl QueueLog {
                 .map_err(|_| StorageError::Corrupt(format!("read of {} bytes", end - start)))?;
             let mut buf = vec![0u8; len];
             reader.read_exact_at(&mut buf, start).map_err(io(&path))?;
+            // Messages are slices of one buffer per read: no copy per message.
+            let buf = bytes::Bytes::from(buf);
             for &(_, k) in &found[i..j] {
                 let mut pos = seg.records[k];
                 pos.offset -= start;
-                out.push(record::decode(&buf, &pos)?);
+                out.push(record::decode_shared(&buf, &pos)?);
             }
             i = j;
         }
