@@ -29,8 +29,10 @@ use output::{Format, outln, print_list, print_object};
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success
-  1  usage error, or the broker refused the request (HTTP 4xx/5xx; its reason is printed)
-  2  the broker could not be reached (not running, wrong --url)
+  1  usage error, or the broker refused the request (HTTP 4xx/5xx, or an AMQP error for tail;
+     its reason is printed)
+  2  the broker could not be reached (not running, wrong --url or --amqp-url, or its TLS
+     certificate is not trusted: see --cacert)
   3  authentication failed (wrong --user/--password)";
 
 /// Operate a running broker through its management HTTP API.
@@ -54,10 +56,10 @@ struct Cli {
         global = true
     )]
     url: String,
-    /// User name for HTTP basic authentication.
+    /// User name for the API (HTTP basic authentication) and for `tail`'s AMQP login.
     #[arg(long, env = "BROKERCTL_USER", default_value = "guest", global = true)]
     user: String,
-    /// Password for HTTP basic authentication.
+    /// Password for the API (HTTP basic authentication) and for `tail`'s AMQP login.
     #[arg(
         long,
         env = "BROKERCTL_PASSWORD",
@@ -149,7 +151,8 @@ enum Command {
         brokerctl tail events --encoding hex --amqp-url amqp://broker:5672/%2F"
     )]
     Tail(tail::TailArgs),
-    /// Write the definitions (exchanges, queues, bindings) as RabbitMQ-compatible JSON.
+    /// Write the definitions (vhosts, users with password hashes, permissions, exchanges,
+    /// queues, bindings) as RabbitMQ-compatible JSON.
     #[command(after_help = EXIT_CODES)]
     Export {
         /// File to write; standard output when absent or "-".
@@ -789,12 +792,34 @@ fn run(
             match format {
                 Format::Json => print_object(format, &summary),
                 Format::Table => {
-                    outln!(
-                        "imported {} exchanges, {} queues, {} bindings",
-                        summary["exchanges"],
-                        summary["queues"],
-                        summary["bindings"]
-                    );
+                    // Counts the broker reports (older brokers: no vhosts, users, permissions).
+                    let counts: Vec<String> = [
+                        "vhosts",
+                        "users",
+                        "permissions",
+                        "exchanges",
+                        "queues",
+                        "bindings",
+                    ]
+                    .iter()
+                    .filter_map(|k| summary[*k].as_u64().map(|n| format!("{n} {k}")))
+                    .collect();
+                    outln!("imported {}", counts.join(", "));
+                    if let Some(users) = summary["skipped_users"].as_array()
+                        && !users.is_empty()
+                    {
+                        let users: Vec<String> = users
+                            .iter()
+                            .map(|u| match u["reason"].as_str() {
+                                Some(r) => format!("{} ({r})", output::text(&u["name"])),
+                                None => output::text(&u["name"]),
+                            })
+                            .collect();
+                        outln!(
+                            "skipped users, with their permissions: {}",
+                            users.join(", ")
+                        );
+                    }
                     if let Some(skipped) = summary["skipped"].as_array()
                         && !skipped.is_empty()
                     {

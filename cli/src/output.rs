@@ -61,6 +61,15 @@ fn cell(item: &Value, path: &str) -> String {
     }
 }
 
+/// A JSON value as plain text (strings without quotes).
+pub fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
 /// Renders rows under a header, each column as wide as its widest cell.
 pub fn table(columns: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = columns.iter().map(|c| c.chars().count()).collect();

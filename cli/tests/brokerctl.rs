@@ -374,7 +374,10 @@ async fn export_then_import_into_another_broker() {
 
     let target = TestBroker::start().await;
     let out = ok(&target, &["import", &file_arg]).await;
-    assert_eq!(out, "imported 1 exchanges, 1 queues, 1 bindings\n");
+    assert_eq!(
+        out,
+        "imported 1 vhosts, 1 users, 1 permissions, 1 exchanges, 1 queues, 1 bindings\n"
+    );
     let exported_again = ok(&target, &["export"]).await;
     let original = std::fs::read_to_string(&file).expect("read");
     assert_eq!(exported_again, original, "same definitions");
@@ -400,6 +403,31 @@ async fn export_then_import_into_another_broker() {
     )
     .await;
     assert_eq!(tests::get_all(&ch, "audit").await, vec![b"hi".to_vec()]);
+
+    // Users whose hash this broker cannot check (RabbitMQ's SHA-256) are named as skipped.
+    let rabbit = dir.path().join("rabbit.json");
+    let defs = serde_json::json!({
+        "users": [{
+            "name": "rabbit",
+            "password_hash": "kI3GCqW5JLMJa4iX1lo7X4D6XbYqlLgxIs30+P6tENUV2POR",
+            "hashing_algorithm": "rabbit_password_hashing_sha256",
+            "tags": ""
+        }],
+    });
+    std::fs::write(&rabbit, defs.to_string()).expect("write");
+    let out = ok(&target, &["import", &rabbit.display().to_string()]).await;
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some("imported 0 vhosts, 0 users, 0 permissions, 0 exchanges, 0 queues, 0 bindings"),
+        "{out}"
+    );
+    assert!(
+        lines
+            .next()
+            .is_some_and(|l| l.starts_with("skipped users, with their permissions: rabbit (")),
+        "{out}"
+    );
 
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "{not json").expect("write");
