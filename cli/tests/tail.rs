@@ -103,13 +103,22 @@ async fn tail_prints_the_published_messages_as_json_lines() {
         assert_eq!(line["properties"]["content_type"], "text/plain");
     }
 
-    // The temporary queue went with the tail; the ordinary queue kept every message.
-    let queues = json(&broker, &["list", "queues"]).await;
-    let names: Vec<&Value> = queues
-        .as_array()
-        .map(|qs| qs.iter().map(|q| &q["name"]).collect())
-        .unwrap_or_default();
-    assert!(!names.contains(&&tail_queue), "{queues}");
+    // The temporary queue goes with the tail's connection (the broker may answer close-ok
+    // just before it deletes it: ask until it has); the ordinary queue kept every message.
+    let queues = within("the tail's queue to go", async {
+        loop {
+            let queues = json(&broker, &["list", "queues"]).await;
+            let names: Vec<&Value> = queues
+                .as_array()
+                .map(|qs| qs.iter().map(|q| &q["name"]).collect())
+                .unwrap_or_default();
+            if !names.contains(&&tail_queue) {
+                return queues;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await; // poll interval
+        }
+    })
+    .await;
     assert_eq!(queues[0]["name"], "all-orders");
     assert_eq!(queues[0]["messages_ready"], 3);
 }
