@@ -109,7 +109,8 @@ enum Command {
     /// Declare a queue, an exchange or a binding (an equivalent existing one is fine).
     #[command(subcommand, after_help = EXIT_CODES)]
     Declare(Declare),
-    /// Delete a queue, an exchange or a binding.
+    /// Delete a queue, an exchange, a binding, a user, a vhost, an MQTT session or a retained
+    /// message.
     #[command(subcommand, after_help = EXIT_CODES)]
     Delete(Delete),
     /// Remove every ready message from a queue.
@@ -284,10 +285,22 @@ enum Delete {
         /// User name.
         name: String,
     },
-    /// Delete a vhost with everything in it (exchanges, queues, messages, permissions).
+    /// Delete a vhost with everything in it: its connections are closed, its exchanges,
+    /// queues, messages, permissions and MQTT retained messages go.
     Vhost {
         /// Vhost name.
         name: String,
+    },
+    /// End an MQTT session: its client is disconnected if connected (5.0: DISCONNECT 0x98),
+    /// its subscriptions and queued messages are dropped.
+    Session {
+        /// The session's MQTT client id, as `list sessions` shows it.
+        client_id: String,
+    },
+    /// Clear the retained MQTT message of a topic (nothing is delivered to subscribers).
+    Retained {
+        /// Topic name, e.g. sensors/7/status.
+        topic: String,
     },
     /// Delete an exchange and its bindings.
     Exchange {
@@ -549,6 +562,17 @@ fn run(
         Command::Clear(c) => access::clear(client, vhost.unwrap_or("/"), format, c)?,
         Command::Delete(Delete::User { name }) => access::delete_user(client, format, &name)?,
         Command::Delete(Delete::Vhost { name }) => access::delete_vhost(client, format, &name)?,
+        Command::Delete(Delete::Session { client_id }) => {
+            client.delete(
+                &format!("/api/mqtt/sessions/{v}/{}", segment(&client_id)),
+                None,
+            )?;
+            done(format, "session deleted", &client_id);
+        }
+        Command::Delete(Delete::Retained { topic }) => {
+            client.delete(&format!("/api/mqtt/retained/{v}/{}", segment(&topic)), None)?;
+            done(format, "retained message cleared", &topic);
+        }
         Command::Tail(_) => {
             return Err(Failure::Usage(
                 "tail runs without the HTTP client".to_string(),

@@ -56,6 +56,8 @@ async fn help_documents_every_command_and_the_exit_codes() {
         &["change", "password", "--help"],
         &["delete", "user", "--help"],
         &["delete", "vhost", "--help"],
+        &["delete", "session", "--help"],
+        &["delete", "retained", "--help"],
         &["set", "permissions", "--help"],
         &["clear", "permissions", "--help"],
         &["tail", "--help"],

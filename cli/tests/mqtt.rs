@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{json, ok, start_tail, stderr};
+use common::{json, ok, run, start_tail, stderr};
 use rumqttc::QoS;
 use tests::TestBroker;
 use tests::mqtt::{V4Client, v4_options};
@@ -113,4 +113,25 @@ async fn sessions_and_retained_messages_are_listed() {
         }
     })
     .await;
+
+    // Operators can clear a retained message and end a session.
+    let out = ok(&broker, &["delete", "retained", "status/sensor-7"]).await;
+    assert_eq!(out, "retained message cleared: status/sensor-7\n");
+    assert_eq!(
+        json(&broker, &["list", "retained"]).await,
+        serde_json::json!([])
+    );
+    let o = run(&broker, &["delete", "retained", "status/sensor-7"]).await;
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = ok(&broker, &["delete", "session", "sensor-7"]).await;
+    assert_eq!(out, "session deleted: sensor-7\n");
+    let sessions = json(&broker, &["list", "sessions"]).await;
+    assert!(
+        sessions
+            .as_array()
+            .is_some_and(|ss| ss.iter().all(|s| s["client_id"] != "sensor-7")),
+        "{sessions}"
+    );
+    let o = run(&broker, &["delete", "session", "sensor-7"]).await;
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
 }
