@@ -88,6 +88,25 @@ async fn add_change_and_delete_a_user_then_log_in_as_them() {
         serde_json::json!(["administrator", "monitoring"])
     );
 
+    // A monitoring user reads but may not change anything: 403, exit 1 (not 3).
+    ok(
+        &broker,
+        &["add", "user", "watcher", "w-pass", "--tags", "monitoring"],
+    )
+    .await;
+    let url = broker.http_url();
+    let watcher = ["--user", "watcher", "--password", "w-pass"];
+    let o = run_at(&url, &[&watcher[..], &["list", "queues"]].concat(), None).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = run_at(
+        &url,
+        &[&watcher[..], &["declare", "queue", "q"]].concat(),
+        None,
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("HTTP 403"), "{}", stderr(&o));
+
     // Changing the password of nobody does not create them.
     let o = run(&broker, &["change", "password", "ghost", "x"]).await;
     assert_eq!(o.status.code(), Some(1));
