@@ -71,7 +71,8 @@ fn long_len(what: &str, b: &[u8]) -> Result<u32, StorageError> {
 #[cfg(test)]
 pub fn encode_value(msg: &StoredMessage) -> Result<Vec<u8>, StorageError> {
     let mut out = Vec::with_capacity(encoded_len(msg));
-    encode_value_into(msg, &mut out)?;
+    encode_head_into(msg, &mut out)?;
+    out.extend_from_slice(&msg.body);
     Ok(out)
 }
 
@@ -80,15 +81,18 @@ pub fn encoded_len(msg: &StoredMessage) -> usize {
     HEADER_LEN + msg.exchange.len() + msg.routing_key.len() + msg.properties.len() + msg.body.len()
 }
 
-/// Appends the encoding of [`encode_value`] to `out`, so a segment log can
-/// frame a whole batch in one buffer without an allocation per message.
-/// Nothing is appended when the message does not fit the format.
-pub fn encode_value_into(msg: &StoredMessage, out: &mut Vec<u8>) -> Result<(), StorageError> {
+/// Appends the encoding of [`encode_value`] up to, not including, the body
+/// (whose length it ends with), so a writer can hand the body to the kernel
+/// from where it already is (`writev`) instead of copying it. Returns the
+/// number of bytes appended; nothing is appended when the message does not
+/// fit the format.
+pub fn encode_head_into(msg: &StoredMessage, out: &mut Vec<u8>) -> Result<usize, StorageError> {
     let ex_len = short_len("exchange", &msg.exchange)?;
     let rk_len = short_len("routing key", &msg.routing_key)?;
     let pr_len = long_len("properties", &msg.properties)?;
     let bd_len = long_len("body", &msg.body)?;
-    out.reserve(encoded_len(msg));
+    let start = out.len();
+    out.reserve(encoded_len(msg) - msg.body.len());
     out.push(VERSION);
     out.push(ex_len);
     out.extend_from_slice(msg.exchange.as_bytes());
@@ -97,8 +101,7 @@ pub fn encode_value_into(msg: &StoredMessage, out: &mut Vec<u8>) -> Result<(), S
     out.extend_from_slice(&pr_len.to_be_bytes());
     out.extend_from_slice(&msg.properties);
     out.extend_from_slice(&bd_len.to_be_bytes());
-    out.extend_from_slice(&msg.body);
-    Ok(())
+    Ok(out.len() - start)
 }
 
 /// Decodes a value written by [`encode_value`].

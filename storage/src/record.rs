@@ -22,14 +22,28 @@ use crate::{SeqNo, StorageError, StoredMessage, codec};
 pub const HEADER_LEN: usize = 4 + 8 + 4;
 
 /// Appends the framed record of `msg` to `out`. On error nothing is appended.
+#[cfg(test)]
 pub fn encode(msg: &StoredMessage, out: &mut Vec<u8>) -> Result<(), StorageError> {
+    encode_head(msg, out)?;
+    out.extend_from_slice(&msg.body);
+    Ok(())
+}
+
+/// Appends the framed record of `msg` minus its body to `out`: the body
+/// must follow it in the file (the segment log writes it with `writev`
+/// straight from the message). Returns the length of the whole record,
+/// body included. On error nothing is appended.
+pub fn encode_head(msg: &StoredMessage, out: &mut Vec<u8>) -> Result<usize, StorageError> {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER_LEN]);
-    if let Err(e) = codec::encode_value_into(msg, out) {
-        out.truncate(start);
-        return Err(e);
-    }
-    let payload_len = out.len() - start - HEADER_LEN;
+    let head_len = match codec::encode_head_into(msg, out) {
+        Ok(n) => n,
+        Err(e) => {
+            out.truncate(start);
+            return Err(e);
+        }
+    };
+    let payload_len = head_len + msg.body.len();
     let Ok(len) = u32::try_from(payload_len) else {
         out.truncate(start);
         return Err(StorageError::Invalid(format!(
@@ -39,11 +53,16 @@ pub fn encode(msg: &StoredMessage, out: &mut Vec<u8>) -> Result<(), StorageError
     };
     let len = len.to_le_bytes();
     let seq = msg.seq.to_le_bytes();
-    let crc = checksum(&len, &seq, &out[start + HEADER_LEN..]);
+    let mut h = crc32fast::Hasher::new();
+    h.update(&len);
+    h.update(&seq);
+    h.update(&out[start + HEADER_LEN..]);
+    h.update(&msg.body);
+    let crc = h.finalize();
     out[start..start + 4].copy_from_slice(&len);
     out[start + 4..start + 12].copy_from_slice(&seq);
     out[start + 12..start + HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
-    Ok(())
+    Ok(HEADER_LEN + payload_len)
 }
 
 fn checksum(len: &[u8; 4], seq: &[u8; 8], payload: &[u8]) -> u32 {

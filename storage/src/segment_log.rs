@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Write;
+use std::io::{IoSlice, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -165,12 +165,13 @@ impl QueueLog {
                 "seqs of an appended batch must increase".into(),
             ));
         }
+        // Frame headers and small fields go into one buffer; bodies are
+        // written from where they are, with one writev for the batch.
         self.buf.clear();
-        let mut lens = Vec::with_capacity(msgs.len());
+        let mut heads = Vec::with_capacity(msgs.len());
         for m in msgs {
-            let before = self.buf.len();
-            record::encode(m, &mut self.buf)?;
-            lens.push(self.buf.len() - before);
+            let len = record::encode_head(m, &mut self.buf)?;
+            heads.push((self.buf.len(), len));
         }
         let n = self.writable_segment(first.seq, dirty)?;
         let Some(seg) = self.segments.get_mut(&n) else {
@@ -179,7 +180,16 @@ impl QueueLog {
         let Some(writer) = seg.writer.clone() else {
             return Err(StorageError::Engine(format!("segment {n} is not writable")));
         };
-        if let Err(e) = (&writer.file).write_all(&self.buf) {
+        let mut slices = Vec::with_capacity(msgs.len() * 2);
+        let mut start = 0;
+        for (m, &(end, _)) in msgs.iter().zip(&heads) {
+            slices.push(IoSlice::new(&self.buf[start..end]));
+            if !m.body.is_empty() {
+                slices.push(IoSlice::new(&m.body));
+            }
+            start = end;
+        }
+        if let Err(e) = write_all_vectored(&writer.file, &mut slices) {
             // Cut a partial write off, so the next append does not land after
             // a torn record; if even that fails, stop writing to this segment.
             if writer.file.set_len(seg.size).is_err() {
@@ -189,7 +199,7 @@ impl QueueLog {
         }
         dirty.file(&writer);
         let mut offset = seg.size;
-        for (m, len) in msgs.iter().zip(lens) {
+        for (m, (_, len)) in msgs.iter().zip(heads) {
             let len = u32::try_from(len)
                 .map_err(|_| StorageError::Invalid(format!("message {} is over 4 GiB", m.seq)))?;
             seg.records.push(RecordPos {
@@ -417,6 +427,20 @@ impl QueueLog {
     pub fn segment_count(&self) -> usize {
         self.segments.len()
     }
+}
+
+/// `write_all` for a list of slices (`Write::write_all_vectored` is not
+/// stable yet): loops over short writes; std caps each call at `IOV_MAX`.
+fn write_all_vectored(mut file: &File, mut bufs: &mut [IoSlice<'_>]) -> std::io::Result<()> {
+    while !bufs.is_empty() {
+        match file.write_vectored(bufs) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Reads one segment and its ack file; cuts a torn tail off the segment.

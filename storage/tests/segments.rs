@@ -237,3 +237,15 @@ fn syncs_are_counted() {
     s.sync().unwrap();
     assert_eq!(s.stats().files_synced, 1, "nothing new to fsync");
 }
+
+#[test]
+fn a_batch_larger_than_one_writev_is_written_whole() {
+    // Two slices per message: 1,500 messages need more than IOV_MAX (1024).
+    let dir = tempfile::tempdir().unwrap();
+    let s = SegmentStorage::open(dir.path()).unwrap();
+    s.append(&q(), &msgs(1..=1500)).unwrap();
+    s.sync().unwrap();
+    drop(s);
+    let s = SegmentStorage::open(dir.path()).unwrap();
+    assert_eq!(s.recover(&q()).unwrap(), msgs(1..=1500));
+}
