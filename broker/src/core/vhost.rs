@@ -86,3 +86,62 @@ impl Vhost {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::core::{Core, DEFAULT_VHOST};
+
+    fn queue(vhost: &str, name: &str) -> storage::QueueDef {
+        storage::QueueDef {
+            vhost: vhost.into(),
+            name: name.into(),
+            durable: true,
+            auto_delete: false,
+            arguments: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn snapshots_without_vhosts_recover_into_slash_and_named_vhosts_exist() {
+        // A snapshot from before vhosts were stored: its objects are in "/" (and a vhost
+        // that only an object names is created rather than its object dropped).
+        let store = Arc::new(storage::MemoryStorage::new());
+        let old = storage::Definitions {
+            queues: vec![queue(DEFAULT_VHOST, "q"), queue("legacy", "q")],
+            ..storage::Definitions::default()
+        };
+        storage::Storage::put_definitions(store.as_ref(), &old).expect("store");
+        let core = Core::new(store.clone(), u64::MAX);
+        core.recover().expect("recover");
+        let names: Vec<String> = core.vhosts().iter().map(|v| v.name().to_string()).collect();
+        assert_eq!(names, vec!["/".to_string(), "legacy".to_string()]);
+        assert!(core.topology(DEFAULT_VHOST).queues.contains_key("q"));
+        assert!(core.topology("legacy").queues.contains_key("q"));
+        assert!(core.topology("legacy").exchanges.contains_key("amq.topic"));
+        core.shutdown.cancel();
+
+        // A snapshot that lists its vhosts: "/" deleted stays deleted.
+        let store = Arc::new(storage::MemoryStorage::new());
+        let defs = storage::Definitions {
+            vhosts: vec![storage::VhostDef {
+                name: "only".into(),
+                description: "d".into(),
+                tags: vec!["t".into()],
+            }],
+            ..storage::Definitions::default()
+        };
+        storage::Storage::put_definitions(store.as_ref(), &defs).expect("store");
+        let core = Core::new(store, u64::MAX);
+        core.recover().expect("recover");
+        let names: Vec<String> = core.vhosts().iter().map(|v| v.name().to_string()).collect();
+        assert_eq!(names, vec!["only".to_string()]);
+        assert!(core.vhost(DEFAULT_VHOST).is_none());
+        assert_eq!(
+            core.vhost("only").map(|v| v.meta().tags),
+            Some(vec!["t".to_string()])
+        );
+        core.shutdown.cancel();
+    }
+}
