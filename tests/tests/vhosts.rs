@@ -167,6 +167,10 @@ async fn vhosts_are_separate_and_deleting_one_closes_its_connections() {
         "{err}"
     );
 
+    let (_, conns) = api
+        .request(reqwest::Method::GET, "/api/vhosts/a/connections", None)
+        .await;
+    assert_eq!(conns.as_array().map(Vec::len), Some(1), "{conns}");
     // Deleting "a" closes its connection with 320 and takes its queue; "/" is untouched.
     let mut events = Box::pin(in_a.events_listener());
     let (status, _) = api

@@ -56,6 +56,23 @@ pub(crate) async fn list(State(s): State<MgmtState>) -> Json<Vec<Value>> {
     )
 }
 
+/// `GET /api/vhosts/{vhost}/connections`: the connections of one vhost (404 if missing).
+pub(crate) async fn list_in(
+    State(s): State<MgmtState>,
+    Path(vhost): Path<String>,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    check_vhost(&s.core, &vhost)?;
+    Ok(Json(
+        s.core
+            .connections
+            .list()
+            .iter()
+            .filter(|c| c.meta.vhost == vhost)
+            .map(|c| connection_json(c))
+            .collect(),
+    ))
+}
+
 fn no_connection(name: &str) -> ApiError {
     ApiError::not_found(format!("no connection '{name}'"))
 }

@@ -176,6 +176,11 @@ pub fn router(state: MgmtState) -> Router {
             "/api/vhosts/{name}",
             get(vhosts::show).put(vhosts::put).delete(vhosts::delete),
         )
+        .route("/api/vhosts/{name}/connections", get(connections::list_in))
+        .route(
+            "/api/vhosts/{name}/permissions",
+            get(users::vhost_permissions),
+        )
         .route("/api/users", get(users::list))
         .route(
             "/api/users/{name}",

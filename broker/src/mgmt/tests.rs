@@ -1002,6 +1002,19 @@ async fn vhosts_are_created_listed_used_and_deleted() {
     )
     .await;
     assert_eq!(r.status, StatusCode::CREATED);
+    let perms = call(&app, "GET", "/api/vhosts/a/permissions", None)
+        .await
+        .json;
+    assert_eq!(perms.as_array().map(Vec::len), Some(1), "{perms}");
+    assert_eq!(perms[0]["user"], "guest");
+    let conns = call(&app, "GET", "/api/vhosts/a/connections", None).await;
+    assert_eq!(conns.json, json!([]));
+    assert_eq!(
+        call(&app, "GET", "/api/vhosts/nope/permissions", None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
     let r = call(&app, "DELETE", "/api/vhosts/a", None).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(

@@ -176,6 +176,24 @@ pub(crate) async fn list_permissions(State(s): State<MgmtState>) -> Json<Vec<Val
     )
 }
 
+/// `GET /api/vhosts/{vhost}/permissions`: every user's permissions in one vhost (404 if
+/// the vhost is missing).
+pub(crate) async fn vhost_permissions(
+    State(s): State<MgmtState>,
+    Path(vhost): Path<String>,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    check_vhost(&s.core, &vhost)?;
+    Ok(Json(
+        s.core
+            .access
+            .permissions()
+            .iter()
+            .filter(|(_, v, _)| *v == vhost)
+            .map(|(u, v, p)| permission_json(u, v, p))
+            .collect(),
+    ))
+}
+
 /// `GET /api/users/{name}/permissions`.
 pub(crate) async fn user_permissions(
     State(s): State<MgmtState>,
