@@ -84,8 +84,10 @@ pub trait Storage: Send + Sync + 'static {
     /// Removes acknowledged messages; unknown seqs are ignored, because an ack
     /// can race a purge.
     fn remove(&self, q: &QueueKey, seqs: &[SeqNo]) -> Result<(), StorageError>;
-    /// All messages of the queue's log in seq order, to rebuild the queue at
-    /// start-up. Empty for a queue that has no log.
+    /// All messages of the queue's log in seq order, bodies included (the
+    /// broker's small logs, such as MQTT retained messages, are read back
+    /// whole at start-up; queues use [`Storage::recover_seqs`]). Empty for a
+    /// queue that has no log.
     fn recover(&self, q: &QueueKey) -> Result<Vec<StoredMessage>, StorageError>;
     /// The seqs of the queue's log in order, without reading bodies, so a
     /// long queue can be rebuilt at start-up with its bodies left on disk
