@@ -678,11 +678,21 @@ mod tests {
         .flatten()
     }
 
-    /// Publishes past the memory window, drains half, "restarts" (a new task over the stored
-    /// seqs) and drains the rest: order, bodies, redelivered flags and the memory gauge hold.
     #[tokio::test]
     async fn long_queues_keep_bodies_on_disk_and_page_them_in() {
-        let storage = Arc::new(storage::MemoryStorage::new());
+        paging(Arc::new(storage::MemoryStorage::new())).await;
+    }
+
+    #[tokio::test]
+    async fn long_queues_page_from_segment_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = storage::SegmentStorage::open(dir.path()).expect("open");
+        paging(Arc::new(store)).await;
+    }
+
+    /// Publishes past the memory window, drains half, "restarts" (a new task over the stored
+    /// seqs) and drains the rest: order, bodies, redelivered flags and the memory gauge hold.
+    async fn paging<S: Storage>(storage: Arc<S>) {
         let core = Core::new(storage.clone(), u64::MAX);
         let n = MEMORY_WINDOW * 3 + PAGE / 2;
         let h = QueueTask::spawn(&core, "/".into(), "q".into(), true, false, Vec::new());
