@@ -11,7 +11,7 @@
 //! messages, and every message of a non-durable queue, always keep their bodies. The memory
 //! gauge counts the bodies held, wherever they are (ready, unacked).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -106,6 +106,9 @@ pub(crate) struct QueueTask {
     confirm_after_sync: Vec<ConfirmTarget>,
     /// Whether the last storage read failed (so paging in retries instead of dropping).
     read_failed: bool,
+    /// MQTT publisher ids of messages whose body is on disk (the store does not keep them, and
+    /// "no local" subscriptions need them at delivery). Only messages that had one are here.
+    offloaded_publishers: HashMap<u64, Arc<str>>,
 }
 
 /// What the task should do after a command.
@@ -154,6 +157,7 @@ impl QueueTask {
             to_remove: Vec::new(),
             confirm_after_sync: Vec::new(),
             read_failed: false,
+            offloaded_publishers: HashMap::new(),
         };
         core.tasks.spawn(task.run(rx));
         handle
@@ -270,6 +274,7 @@ impl QueueTask {
             }
             QueueCmd::Purge { reply } => {
                 let n = count(self.ready.len());
+                self.offloaded_publishers.clear();
                 for r in self.ready.drain(..) {
                     r.uncount(&self.core.memory);
                     if r.stored {
@@ -372,6 +377,9 @@ impl QueueTask {
         }
         // Behind a full window a stored body lives on disk only (once this batch is written).
         let msg = if stored && self.ready.len() >= MEMORY_WINDOW {
+            if let Some(p) = &msg.publisher {
+                self.offloaded_publishers.insert(seq, p.clone());
+            }
             None
         } else {
             self.core.memory.add(msg.body.len());
@@ -419,6 +427,7 @@ impl QueueTask {
             match loaded.next_if(|(seq, _)| *seq == r.seq) {
                 Some((_, msg)) => {
                     self.core.memory.add(msg.body.len());
+                    self.offloaded_publishers.remove(&r.seq);
                     r.msg = Some(msg);
                 }
                 None => lost.push(r.seq),
@@ -428,6 +437,9 @@ impl QueueTask {
             tracing::error!(queue = %self.key.name, count = lost.len(), "stored messages could not be read back; dropping them");
             self.ready
                 .retain(|r| r.msg.is_some() || !lost.contains(&r.seq));
+            for seq in &lost {
+                self.offloaded_publishers.remove(seq);
+            }
             self.to_remove.extend_from_slice(&lost);
         }
     }
@@ -444,7 +456,10 @@ impl QueueTask {
         match self.core.storage().read(&self.key, seqs) {
             Ok(msgs) => msgs
                 .into_iter()
-                .filter_map(|m| Some((m.seq, to_message(&self.key.name, m)?)))
+                .filter_map(|m| {
+                    let publisher = self.offloaded_publishers.get(&m.seq).cloned();
+                    Some((m.seq, to_message(&self.key.name, m, publisher)?))
+                })
                 .collect(),
             Err(e) => {
                 tracing::error!(queue = %self.key.name, error = %e, "cannot read stored messages");
@@ -611,6 +626,7 @@ impl QueueTask {
         for r in self.ready.drain(..) {
             r.uncount(&self.core.memory);
         }
+        self.offloaded_publishers.clear();
         for (_, u) in std::mem::take(&mut self.unacked) {
             self.core.memory.sub(u.msg.body.len());
         }
@@ -622,8 +638,9 @@ impl QueueTask {
     }
 }
 
-/// A stored message as a broker message, or `None` (logged) when its stored fields are unusable.
-fn to_message(queue: &str, m: StoredMessage) -> Option<MessageRef> {
+/// A stored message as a broker message (with the MQTT publisher id kept aside for it, if any),
+/// or `None` (logged) when its stored fields are unusable.
+fn to_message(queue: &str, m: StoredMessage, publisher: Option<Arc<str>>) -> Option<MessageRef> {
     let properties = match BasicProperties::decode(&m.properties) {
         Ok(p) => p,
         Err(e) => {
@@ -641,7 +658,7 @@ fn to_message(queue: &str, m: StoredMessage) -> Option<MessageRef> {
         routing_key,
         properties,
         body: m.body,
-        publisher: None,
+        publisher,
     }))
 }
 
@@ -664,7 +681,8 @@ mod tests {
                 ..Default::default()
             },
             body: Bytes::from(format!("message {i}")),
-            publisher: None,
+            // Every third one as if from an MQTT client ("no local" needs it at delivery).
+            publisher: (i % 3 == 0).then(|| Arc::from(format!("client {i}"))),
         })
     }
 
@@ -725,6 +743,11 @@ mod tests {
             let got = get(&h).await.expect("a message");
             assert_eq!(got.msg.body, format!("message {i}"));
             assert!(!got.redelivered);
+            assert_eq!(
+                got.msg.publisher,
+                persistent(i).publisher,
+                "publisher of {i}"
+            );
         }
         assert!(core.memory.used() <= window_bytes);
         // Everything taken so far is removed from storage at the end of its batch.
