@@ -682,7 +682,9 @@ mod tests {
             },
             body: Bytes::from(format!("message {i}")),
             // Every third one as if from an MQTT client ("no local" needs it at delivery).
-            publisher: (i % 3 == 0).then(|| Arc::from(format!("client {i}"))),
+            publisher: i
+                .is_multiple_of(3)
+                .then(|| Arc::from(format!("client {i}"))),
         })
     }
 
