@@ -1,11 +1,15 @@
 //! MQTT 5.0 shared subscriptions (`$share/group/filter`): the group's members
 //! split the messages between them (each message to exactly one member), and
 //! messages a member leaves unacknowledged go to the others when it leaves.
+//! A persistent session's membership outlives its connection and a restart,
+//! and the group queue ends with its last member.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use tests::mqtt::{V5Client, V5QoS, v5_options};
+use rumqttc::QoS;
+use tests::amqp;
+use tests::mqtt::{V4Client, V5Client, V5QoS, v4_options, v5_options};
 use tests::{TestBroker, body_seq, seq_body, within};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -151,4 +155,186 @@ async fn unacked_messages_of_a_leaving_member_go_to_the_others() {
     for t in stayers {
         t.abort();
     }
+}
+
+// Persistent sessions: a shared subscription is part of each member's session
+// (MQTT 5.0 §4.8.2), so it outlives the member's connection and a restart.
+
+fn persistent_v4(addr: std::net::SocketAddr, id: &str) -> rumqttc::MqttOptions {
+    let mut opts = v4_options(addr, id);
+    opts.set_clean_session(false);
+    opts
+}
+
+/// Publishes `seqs` to `t` at QoS 1, each PUBACKed (so queued) before the next.
+async fn publish_seqs(addr: std::net::SocketAddr, seqs: std::ops::Range<u64>) {
+    let (mut publ, _) = V4Client::connect(v4_options(addr, "group-pub")).await;
+    for n in seqs {
+        publ.publish("t", QoS::AtLeastOnce, false, seq_body(n))
+            .await;
+    }
+    publ.disconnect().await;
+}
+
+/// Receives `n` publishes and returns their sequence numbers.
+async fn receive_seqs(c: &mut V4Client, n: usize) -> BTreeSet<u64> {
+    let mut got = BTreeSet::new();
+    for _ in 0..n {
+        let p = c.next_publish().await;
+        assert!(got.insert(body_seq(&p.payload)), "duplicate delivery");
+    }
+    got
+}
+
+/// Whether the queue `name` exists (a passive declare on a fresh channel: a
+/// 404 closes the channel).
+async fn queue_exists(conn: &lapin::Connection, name: &str) -> bool {
+    let ch = amqp::open_channel(conn).await;
+    match amqp::passive_declare(&ch, name).await {
+        Ok(_) => true,
+        Err(e) if tests::reply_code(&e) == Some(404) => false,
+        Err(e) => panic!("passive declare of {name}: {e:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_member_gets_the_group_messages_published_while_it_was_away() {
+    let broker = TestBroker::start().await;
+    let addr = broker.mqtt_addr();
+    let (mut c, ack) = V4Client::connect(persistent_v4(addr, "pm-a")).await;
+    assert!(!ack.session_present);
+    c.subscribe("$share/g/t", QoS::AtLeastOnce).await;
+    c.disconnect().await;
+
+    publish_seqs(addr, 0..10).await;
+
+    let (mut c, ack) = V4Client::connect(persistent_v4(addr, "pm-a")).await;
+    assert!(
+        ack.session_present,
+        "the session (with its membership) was kept"
+    );
+    // No SUBSCRIBE: the membership is part of the session.
+    assert_eq!(receive_seqs(&mut c, 10).await, (0..10).collect());
+    publish_seqs(addr, 10..11).await;
+    assert_eq!(receive_seqs(&mut c, 1).await, (10..11).collect());
+    c.assert_no_publish(Duration::from_millis(200)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_membership_and_queued_group_messages_survive_a_restart() {
+    let mut broker = TestBroker::start().await;
+    let addr = broker.mqtt_addr();
+    let (mut c, _) = V4Client::connect(persistent_v4(addr, "pm-b")).await;
+    c.subscribe("$share/g/t", QoS::AtLeastOnce).await;
+    c.disconnect().await;
+    publish_seqs(addr, 0..5).await;
+
+    broker.restart().await;
+    let addr = broker.mqtt_addr();
+
+    let (mut c, ack) = V4Client::connect(persistent_v4(addr, "pm-b")).await;
+    assert!(ack.session_present, "session lost in the restart");
+    assert_eq!(
+        receive_seqs(&mut c, 5).await,
+        (0..5).collect(),
+        "group messages lost in the restart"
+    );
+    publish_seqs(addr, 5..6).await;
+    assert_eq!(
+        receive_seqs(&mut c, 1).await,
+        (5..6).collect(),
+        "membership lost in the restart"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_members_group_ends_with_its_connection() {
+    let broker = TestBroker::start().await;
+    let addr = broker.mqtt_addr();
+    let amqp_conn = broker.connect().await;
+    let (mut c, _) = V4Client::connect(v4_options(addr, "clean-c")).await;
+    c.subscribe("$share/c/t", QoS::AtLeastOnce).await;
+    assert!(queue_exists(&amqp_conn, "$share/c/t").await);
+    c.disconnect().await;
+    // The connection's cleanup runs after the socket closed: poll for its end.
+    within("the group queue to be deleted", async {
+        while queue_exists(&amqp_conn, "$share/c/t").await {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let (mut c, ack) = V4Client::connect(v4_options(addr, "clean-c")).await;
+    assert!(!ack.session_present);
+    publish_seqs(addr, 0..1).await;
+    c.assert_no_publish(Duration::from_millis(200)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_amqp_consumer_competes_with_a_reconnected_persistent_member() {
+    const N: u64 = 40;
+    let broker = TestBroker::start().await;
+    let addr = broker.mqtt_addr();
+    let (mut c, _) = V4Client::connect(persistent_v4(addr, "pm-d")).await;
+    c.subscribe("$share/d/t", QoS::AtLeastOnce).await;
+    c.disconnect().await;
+    let (mut c, ack) = V4Client::connect(persistent_v4(addr, "pm-d")).await;
+    assert!(ack.session_present);
+
+    let amqp_conn = broker.connect().await;
+    let ch = amqp::open_channel(&amqp_conn).await;
+    let mut consumer = amqp::consume(&ch, "$share/d/t").await;
+    publish_seqs(addr, 0..N).await;
+
+    let (mut by_member, mut by_amqp) = (BTreeSet::new(), BTreeSet::new());
+    while by_member.len() + by_amqp.len() < N as usize {
+        tokio::select! {
+            p = c.next_publish() => {
+                assert!(by_member.insert(body_seq(&p.payload)), "duplicate to the member");
+            }
+            d = tests::next_delivery(&mut consumer) => {
+                amqp::ack(&d).await;
+                assert!(by_amqp.insert(body_seq(&d.data)), "duplicate to AMQP");
+            }
+        }
+    }
+    assert!(by_member.is_disjoint(&by_amqp), "a message went to both");
+    let all: BTreeSet<u64> = by_member.union(&by_amqp).copied().collect();
+    assert_eq!(all, (0..N).collect());
+    assert!(
+        !by_member.is_empty() && !by_amqp.is_empty(),
+        "no competition: member {} / AMQP {}",
+        by_member.len(),
+        by_amqp.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsubscribing_the_last_persistent_member_deletes_the_group() {
+    let broker = TestBroker::start().await;
+    let addr = broker.mqtt_addr();
+    let amqp_conn = broker.connect().await;
+    let (mut c, _) = V4Client::connect(persistent_v4(addr, "pm-e")).await;
+    c.subscribe("$share/e/t", QoS::AtLeastOnce).await;
+    c.disconnect().await;
+    publish_seqs(addr, 0..3).await;
+    assert!(
+        queue_exists(&amqp_conn, "$share/e/t").await,
+        "an offline persistent member keeps the group"
+    );
+    let (mut c, ack) = V4Client::connect(persistent_v4(addr, "pm-e")).await;
+    assert!(ack.session_present);
+    assert_eq!(receive_seqs(&mut c, 3).await, (0..3).collect());
+    c.unsubscribe("$share/e/t").await;
+    // The group is deleted before the UNSUBACK goes out.
+    assert!(
+        !queue_exists(&amqp_conn, "$share/e/t").await,
+        "the group outlived its last member"
+    );
+    c.disconnect().await;
+    let (_c, ack) = V4Client::connect(persistent_v4(addr, "pm-e")).await;
+    assert!(ack.session_present);
+    assert!(
+        !queue_exists(&amqp_conn, "$share/e/t").await,
+        "the reconnect re-joined a group it had left"
+    );
 }

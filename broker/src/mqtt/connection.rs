@@ -98,7 +98,7 @@ pub(crate) struct MqttConn {
     pub session_queue: String,
     pub session_handle: Option<QueueHandle>,
     /// Session survives the connection (3.1.1 clean session 0, 5.0 expiry > 0).
-    keep_session: bool,
+    pub keep_session: bool,
     session_expiry: u32,
     pub subs: Vec<Sub>,
     pub shared_subs: HashMap<ShortStr, SharedSub>,
@@ -432,8 +432,8 @@ impl MqttConn {
             tracing::info!(client_id = %self.client_id, "session taken over by a new connection");
         }
 
-        let session_present = match self.open_session(connect.clean_start).await {
-            Ok(present) => present,
+        let (session_present, memberships) = match self.open_session(connect.clean_start).await {
+            Ok(opened) => opened,
             Err(e) => {
                 tracing::error!(client_id = %self.client_id, error = %e, "cannot open the MQTT session");
                 self.connack(
@@ -468,12 +468,17 @@ impl MqttConn {
         {
             return false;
         }
+        self.rejoin_groups(memberships).await;
         tracing::debug!(client_id = %self.client_id, peer = %self.peer, version = ?self.version, session_present, "MQTT client connected");
         true
     }
 
-    /// Declares (or resumes) the session queue; returns whether a session was resumed.
-    async fn open_session(&mut self, clean_start: bool) -> Result<bool, crate::error::AmqpError> {
+    /// Declares (or resumes) the session queue; returns whether a session was resumed, and
+    /// the shared-subscription groups the resumed session is a member of.
+    async fn open_session(
+        &mut self,
+        clean_start: bool,
+    ) -> Result<(bool, Vec<(String, QoS)>), crate::error::AmqpError> {
         let core = self.shared.core.clone();
         let vhost = self.vhost.clone();
         let existing = core
@@ -482,15 +487,27 @@ impl MqttConn {
             .get(&self.session_queue)
             .cloned();
         let mut present = false;
+        let mut memberships = Vec::new();
         if let Some(q) = existing {
             if clean_start {
-                core.delete_queue(&vhost, self.id, &self.session_queue, false, false)
-                    .await?;
+                self.shared
+                    .end_session(&vhost, self.id, &self.session_queue)
+                    .await;
+                if core
+                    .topology(&vhost)
+                    .queues
+                    .contains_key(&self.session_queue)
+                {
+                    return Err(crate::error::AmqpError::internal(
+                        "cannot delete the previous session",
+                    ));
+                }
             } else {
                 present = true;
                 self.session_handle = Some(q.handle.clone());
-                self.subs =
-                    super::subscriptions::restore(&core.topology(&vhost), &self.session_queue);
+                let topology = core.topology(&vhost);
+                self.subs = super::subscriptions::restore(&topology, &self.session_queue);
+                memberships = super::shared_groups::memberships(&topology, &self.session_queue);
             }
         }
         if !present {
@@ -509,7 +526,7 @@ impl MqttConn {
             let entry = core.lookup_queue(&vhost, self.id, &self.session_queue)?;
             self.session_handle = Some(entry.handle);
         }
-        Ok(present)
+        Ok((present, memberships))
     }
 
     /// Starts consuming `queue` for this connection, sharing the client's receive window.
@@ -763,13 +780,19 @@ impl MqttConn {
         }
         let core = self.shared.core.clone();
         if !self.keep_session {
-            if let Err(e) = core
-                .delete_queue(&self.vhost, self.id, &self.session_queue, false, false)
-                .await
-            {
-                tracing::warn!(client_id = %self.client_id, error = %e, "cannot delete the session queue");
-            }
-        } else if self.version == ProtocolVersion::V5 && self.session_expiry != u32::MAX {
+            self.shared
+                .end_session(&self.vhost, self.id, &self.session_queue)
+                .await;
+        }
+        // Groups this connection was a clean member of end with it (when nothing else uses
+        // them); a persistent session's memberships keep theirs.
+        for group in self.shared_subs.keys() {
+            super::shared_groups::release(&core, &self.vhost, self.id, group.as_str()).await;
+        }
+        if self.keep_session
+            && self.version == ProtocolVersion::V5
+            && self.session_expiry != u32::MAX
+        {
             self.shared.schedule_expiry(
                 &self.vhost,
                 &self.client_id,

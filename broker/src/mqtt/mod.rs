@@ -1,8 +1,9 @@
 //! The MQTT 3.1.1 / 5.0 front end over the same core as AMQP, as RabbitMQ's MQTT plugin does
 //! it: every publish goes through `amq.topic` (topics mapped losslessly onto routing keys), a
 //! session is a queue (`mqtt-subscription-<client id>`) bound to `amq.topic` once per
-//! subscription, and a shared subscription `$share/group/filter` is a queue of that name whose
-//! consumers are the group's members — so AMQP consumers can compete on it too.
+//! subscription, and a shared subscription `$share/group/filter` is a durable queue of that
+//! name whose consumers are the group's members — so AMQP consumers can compete on it too;
+//! persistent sessions record their memberships so they survive disconnects and restarts.
 //!
 //! # Layout
 //! - `listener`: accept loop.
@@ -11,6 +12,7 @@
 //! - `inbound`: PUBLISH from clients, topic aliases, QoS 1/2 acknowledgements.
 //! - `outbound`: deliveries to clients and their acknowledgements.
 //! - `subscriptions`: SUBSCRIBE / UNSUBSCRIBE, shared subscriptions.
+//! - `shared_groups`: group queues' lifetime and persistent sessions' group memberships.
 //! - [`convert`]: MQTT publish ⇄ core message (properties mapping).
 //! - [`topic_map`]: lossless MQTT topic ⇄ AMQP routing key mapping.
 //! - [`retained`]: retained messages, in memory and in storage.
@@ -24,6 +26,7 @@ pub mod listener;
 mod outbound;
 pub mod retained;
 pub mod sessions;
+mod shared_groups;
 mod subscriptions;
 pub mod topic_map;
 pub mod websocket;
@@ -80,8 +83,13 @@ pub(crate) fn session_arguments(
 
 impl Shared {
     /// Starts the expiry clock of every 5.0 session found at start-up (from now: the time
-    /// the broker was down does not count against the session).
+    /// the broker was down does not count against the session), and deletes the recovered
+    /// shared-subscription groups that no recovered session is a member of.
     pub fn expire_recovered_sessions(self: &Arc<Self>) {
+        let core = self.core.clone();
+        self.core
+            .tasks
+            .spawn(async move { shared_groups::collect_orphans(&core).await });
         for vhost in self.core.vhosts() {
             let topology = vhost.topology();
             for (name, q) in &topology.queues {
@@ -160,15 +168,30 @@ impl Shared {
                 _ = tokio::time::sleep(delay) => {
                     if !shared.sessions.is_connected(&vhost, &client_id) {
                         tracing::info!(%vhost, %client_id, "session expired");
-                        if let Err(e) = shared.core.delete_queue(&vhost, 0, &queue, false, false).await {
-                            tracing::warn!(%client_id, error = %e, "cannot delete the expired session");
-                        }
+                        shared.end_session(&vhost, 0, &queue).await;
                     }
                 }
                 _ = token.cancelled() => {}
                 _ = shared.core.shutdown.cancelled() => {}
             }
         });
+    }
+
+    /// Deletes the session queue `queue` (its subscriptions and group memberships go with its
+    /// bindings), then the groups it was the last member of.
+    pub(crate) async fn end_session(&self, vhost: &str, conn_id: u64, queue: &str) {
+        let groups = shared_groups::memberships(&self.core.topology(vhost), queue);
+        if let Err(e) = self
+            .core
+            .delete_queue(vhost, conn_id, queue, false, false)
+            .await
+        {
+            tracing::warn!(%queue, error = %e, "cannot delete the session queue");
+            return;
+        }
+        for (group, _) in groups {
+            shared_groups::release(&self.core, vhost, conn_id, &group).await;
+        }
     }
 
     /// Publishes a will message through `amq.topic` (no confirm: nobody waits for it).

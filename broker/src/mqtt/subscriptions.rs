@@ -14,8 +14,8 @@ use protocol_mqtt::{
 
 use super::SharedSub;
 use super::connection::{End, MqttConn};
+use super::shared_groups;
 use super::topic_map::filter_to_binding_key;
-use crate::core::ops::QueueDeclare;
 use crate::core::queue::QueueCmd;
 use crate::core::topology::Topology;
 use crate::model::exchange::{Binding, Destination};
@@ -202,42 +202,38 @@ impl MqttConn {
     }
 
     async fn subscribe_shared(&mut self, shared: &SharedSubscription, qos: QoS) -> ReasonCode {
-        let name = format!("$share/{}/{}", shared.group, shared.filter.as_str());
+        let name = shared_groups::queue_name(shared);
         let Ok(tag) = ShortStr::new(name.as_str()) else {
             return self.failure(ReasonCode::QUOTA_EXCEEDED);
         };
         if let Some(existing) = self.shared_subs.get_mut(&tag) {
             existing.qos = qos;
-            return ReasonCode::granted(qos);
+        } else if let Err(e) = self.join_group(shared, tag, qos).await {
+            tracing::warn!(client_id = %self.client_id, queue = %name, error = %e, "shared subscribe failed");
+            return self.failure(ReasonCode::UNSPECIFIED_ERROR);
         }
-        let core = self.shared.core.clone();
-        let declared = core
-            .declare_queue(
-                &self.vhost,
-                self.id,
-                QueueDeclare {
-                    name: name.clone(),
-                    auto_delete: true,
-                    ..QueueDeclare::default()
-                },
-            )
-            .await;
-        let binding = Binding {
-            destination: Destination::Queue(name.clone()),
-            routing_key: filter_to_binding_key(shared.filter.as_str()),
-            arguments: FieldTable::new(),
-        };
-        let bound = match declared {
-            Ok(_) => core.bind(&self.vhost, self.id, "amq.topic", binding).await,
-            Err(e) => Err(e),
-        };
-        let queue = match bound.and_then(|()| core.lookup_queue(&self.vhost, self.id, &name)) {
-            Ok(entry) => entry.handle,
-            Err(e) => {
-                tracing::warn!(client_id = %self.client_id, queue = %name, error = %e, "shared subscribe failed");
+        if self.keep_session {
+            let core = self.shared.core.clone();
+            if let Err(e) =
+                shared_groups::record(&core, &self.vhost, self.id, &self.session_queue, &name, qos)
+                    .await
+            {
+                tracing::warn!(client_id = %self.client_id, queue = %name, error = %e, "cannot record the shared membership in the session");
                 return self.failure(ReasonCode::UNSPECIFIED_ERROR);
             }
-        };
+        }
+        ReasonCode::granted(qos)
+    }
+
+    /// Opens the group's queue and consumes it as member `tag`.
+    async fn join_group(
+        &mut self,
+        shared: &SharedSubscription,
+        tag: ShortStr,
+        qos: QoS,
+    ) -> Result<(), crate::error::AmqpError> {
+        let core = self.shared.core.clone();
+        let queue = shared_groups::open(&core, &self.vhost, self.id, shared).await?;
         self.shared_subs.insert(
             tag.clone(),
             SharedSub {
@@ -247,9 +243,27 @@ impl MqttConn {
         );
         if !self.consume(&queue, tag.clone()).await {
             self.shared_subs.remove(&tag);
-            return self.failure(ReasonCode::UNSPECIFIED_ERROR);
+            return Err(crate::error::AmqpError::internal(
+                "the group queue refused the consumer",
+            ));
         }
-        ReasonCode::granted(qos)
+        Ok(())
+    }
+
+    /// Re-joins the groups a resumed session is a member of (after the session queue's
+    /// consumer is set up). A group whose queue an operator deleted is declared again: the
+    /// membership is part of the session until the client unsubscribes.
+    pub(crate) async fn rejoin_groups(&mut self, memberships: Vec<(String, QoS)>) {
+        for (group, qos) in memberships {
+            let (Some(shared), Ok(tag)) = (shared_groups::parse(&group), ShortStr::new(&group))
+            else {
+                tracing::warn!(client_id = %self.client_id, %group, "ignoring an unreadable shared membership");
+                continue;
+            };
+            if let Err(e) = self.join_group(&shared, tag, qos).await {
+                tracing::warn!(client_id = %self.client_id, %group, error = %e, "cannot re-join a shared subscription group");
+            }
+        }
     }
 
     pub(crate) async fn handle_unsubscribe(&mut self, u: Unsubscribe) {
@@ -257,8 +271,8 @@ impl MqttConn {
         for filter in &u.filters {
             let found = match filter.shared() {
                 Ok(Some(shared)) => {
-                    let name = format!("$share/{}/{}", shared.group, shared.filter.as_str());
-                    match ShortStr::new(name)
+                    let name = shared_groups::queue_name(&shared);
+                    match ShortStr::new(name.as_str())
                         .ok()
                         .and_then(|tag| self.shared_subs.remove(&tag))
                     {
@@ -282,6 +296,16 @@ impl MqttConn {
                                 self.outbound.remove(&id);
                                 self.ids.release(id);
                             }
+                            let core = self.shared.core.clone();
+                            shared_groups::forget(
+                                &core,
+                                &self.vhost,
+                                self.id,
+                                &self.session_queue,
+                                &name,
+                            )
+                            .await;
+                            shared_groups::release(&core, &self.vhost, self.id, &name).await;
                             true
                         }
                         None => false,
