@@ -338,3 +338,84 @@ async fn unsubscribing_the_last_persistent_member_deletes_the_group() {
         "the reconnect re-joined a group it had left"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_start_ends_the_previous_sessions_membership() {
+    let broker = TestBroker::start().await;
+    let addr = broker.mqtt_addr();
+    let amqp_conn = broker.connect().await;
+    let (mut c, _) = V4Client::connect(persistent_v4(addr, "pm-f")).await;
+    c.subscribe("$share/f/t", QoS::AtLeastOnce).await;
+    c.disconnect().await;
+    publish_seqs(addr, 0..2).await;
+    let (mut c, ack) = V4Client::connect(v4_options(addr, "pm-f")).await;
+    assert!(!ack.session_present);
+    // The old session (and the group it was the last member of) went before the CONNACK.
+    assert!(
+        !queue_exists(&amqp_conn, "$share/f/t").await,
+        "the group outlived the session"
+    );
+    publish_seqs(addr, 2..3).await;
+    c.assert_no_publish(Duration::from_millis(200)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_expiry_ends_a_v5_membership() {
+    let broker = TestBroker::start().await;
+    let addr = broker.mqtt_addr();
+    let amqp_conn = broker.connect().await;
+    let mut opts = v5_options(addr, "pm-g");
+    opts.set_clean_start(false);
+    opts.set_session_expiry_interval(Some(1));
+    let (mut c, _) = V5Client::connect(opts).await;
+    c.subscribe("$share/x/t", V5QoS::AtLeastOnce).await;
+    c.disconnect().await;
+    assert!(
+        queue_exists(&amqp_conn, "$share/x/t").await,
+        "the group is kept while the session lasts"
+    );
+    // Expiry is a timer (1 s): poll for its effect.
+    within("the session to expire with its group", async {
+        while queue_exists(&amqp_conn, "$share/x/t").await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_lists_a_membership_and_deleting_the_session_deletes_the_group() {
+    let broker = TestBroker::start().await;
+    let addr = broker.mqtt_addr();
+    let amqp_conn = broker.connect().await;
+    let (mut c, _) = V4Client::connect(persistent_v4(addr, "pm-h")).await;
+    c.subscribe("$share/h/t", QoS::AtLeastOnce).await;
+    c.disconnect().await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/mqtt/sessions/%2F/pm-h", broker.http_url());
+    let resp = within(
+        "GET session",
+        http.get(&url).basic_auth("guest", Some("guest")).send(),
+    )
+    .await
+    .expect("GET");
+    let session: serde_json::Value = within("session JSON", resp.json()).await.expect("JSON");
+    let filters: Vec<&str> = session["subscriptions"]
+        .as_array()
+        .expect("subscriptions")
+        .iter()
+        .filter_map(|s| s["filter"].as_str())
+        .collect();
+    assert_eq!(filters, ["$share/h/t"], "{session}");
+    let resp = within(
+        "DELETE session",
+        http.delete(&url).basic_auth("guest", Some("guest")).send(),
+    )
+    .await
+    .expect("DELETE");
+    assert_eq!(resp.status().as_u16(), 204);
+    assert!(
+        !queue_exists(&amqp_conn, "$share/h/t").await,
+        "the group outlived its only member's session"
+    );
+}

@@ -180,6 +180,9 @@ pub(crate) async fn delete(
         }
     }
     mqtt.sessions.cancel(&vhost, &client_id, TimerKind::Expiry);
+    // Shared-subscription memberships go with the session queue's bindings; the groups it
+    // was the last member of go after it.
+    let groups = mqtt.session_groups(&vhost, &client_id);
     // The connection's cleanup may have deleted a non-persistent session already: deleting
     // a missing queue succeeds.
     s.core
@@ -192,6 +195,7 @@ pub(crate) async fn delete(
         )
         .await
         .map_err(ApiError::from_delete)?;
+    mqtt.release_groups(&vhost, API_CONN_ID, &groups).await;
     tracing::info!(%client_id, %vhost, "MQTT session deleted via the management API");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -194,6 +194,25 @@ impl Shared {
         }
     }
 
+    /// The shared-subscription groups the session of `client_id` is a member of (for an
+    /// operator deleting the session: see [`Shared::release_groups`]).
+    pub fn session_groups(&self, vhost: &str, client_id: &str) -> Vec<String> {
+        shared_groups::memberships(
+            &self.core.topology(vhost),
+            &sessions::session_queue(client_id),
+        )
+        .into_iter()
+        .map(|(group, _)| group)
+        .collect()
+    }
+
+    /// After a session was deleted: deletes those of `groups` it was the last member of.
+    pub async fn release_groups(&self, vhost: &str, conn_id: u64, groups: &[String]) {
+        for group in groups {
+            shared_groups::release(&self.core, vhost, conn_id, group).await;
+        }
+    }
+
     /// Publishes a will message through `amq.topic` (no confirm: nobody waits for it).
     pub(crate) async fn publish_will(
         &self,

@@ -211,23 +211,36 @@ pub struct SubscriptionInfo {
     pub subscription_id: Option<u32>,
 }
 
-/// The subscriptions of the session of `client_id`, read from its `amq.topic` bindings
-/// (where they live, connected or not), in filter order.
+/// The subscriptions of the session of `client_id`, read from its bindings (where they live,
+/// connected or not): ordinary ones from `amq.topic`, shared-subscription memberships
+/// (`$share/group/filter`, recorded for persistent sessions) from the memberships exchange;
+/// in filter order.
 pub fn subscriptions(
     topology: &crate::core::topology::Topology,
     client_id: &str,
 ) -> Vec<SubscriptionInfo> {
-    let mut subs: Vec<SubscriptionInfo> =
-        super::subscriptions::restore(topology, &session_queue(client_id))
+    let queue = session_queue(client_id);
+    let mut subs: Vec<SubscriptionInfo> = super::subscriptions::restore(topology, &queue)
+        .into_iter()
+        .map(|s| SubscriptionInfo {
+            filter: s.filter.as_str().to_string(),
+            qos: s.qos.as_u8(),
+            no_local: s.no_local,
+            retain_as_published: s.retain_as_published,
+            subscription_id: s.id.map(|id| id.get()),
+        })
+        .collect();
+    subs.extend(
+        super::shared_groups::memberships(topology, &queue)
             .into_iter()
-            .map(|s| SubscriptionInfo {
-                filter: s.filter.as_str().to_string(),
-                qos: s.qos.as_u8(),
-                no_local: s.no_local,
-                retain_as_published: s.retain_as_published,
-                subscription_id: s.id.map(|id| id.get()),
-            })
-            .collect();
+            .map(|(group, qos)| SubscriptionInfo {
+                filter: group,
+                qos: qos.as_u8(),
+                no_local: false,
+                retain_as_published: false,
+                subscription_id: None,
+            }),
+    );
     subs.sort_by(|a, b| a.filter.cmp(&b.filter));
     subs
 }
