@@ -89,8 +89,19 @@ pub(crate) async fn open(
     shared: &SharedSubscription,
 ) -> Result<QueueHandle, AmqpError> {
     let name = queue_name(shared);
-    let existing = core.topology(vhost).queues.contains_key(&name);
-    if !existing {
+    // Passive first (under the core's write lock, so never half-way through a delete): an
+    // existing queue of that name is used whatever its flags.
+    let passive = QueueDeclare {
+        name: name.clone(),
+        passive: true,
+        ..QueueDeclare::default()
+    };
+    let missing = match core.declare_queue(vhost, conn_id, passive).await {
+        Ok(_) => false,
+        Err(e) if e.code() == protocol_amqp::reply_code::NOT_FOUND => true,
+        Err(e) => return Err(e),
+    };
+    if missing {
         let mut arguments = FieldTable::new();
         arguments.insert(ShortStr::from_static(GROUP_ARG), FieldValue::Bool(true));
         core.declare_queue(

@@ -225,7 +225,9 @@ impl MqttConn {
         ReasonCode::granted(qos)
     }
 
-    /// Opens the group's queue and consumes it as member `tag`.
+    /// Opens the group's queue and consumes it as member `tag`. Tried twice: the last member
+    /// leaving may delete the queue between our open and our bind or consume; the second
+    /// open declares it anew.
     async fn join_group(
         &mut self,
         shared: &SharedSubscription,
@@ -233,21 +235,27 @@ impl MqttConn {
         qos: QoS,
     ) -> Result<(), crate::error::AmqpError> {
         let core = self.shared.core.clone();
-        let queue = shared_groups::open(&core, &self.vhost, self.id, shared).await?;
-        self.shared_subs.insert(
-            tag.clone(),
-            SharedSub {
-                queue: queue.clone(),
-                qos,
-            },
-        );
-        if !self.consume(&queue, tag.clone()).await {
+        for attempt in 0..2 {
+            let queue = match shared_groups::open(&core, &self.vhost, self.id, shared).await {
+                Ok(queue) => queue,
+                Err(_) if attempt == 0 => continue,
+                Err(e) => return Err(e),
+            };
+            self.shared_subs.insert(
+                tag.clone(),
+                SharedSub {
+                    queue: queue.clone(),
+                    qos,
+                },
+            );
+            if self.consume(&queue, tag.clone()).await {
+                return Ok(());
+            }
             self.shared_subs.remove(&tag);
-            return Err(crate::error::AmqpError::internal(
-                "the group queue refused the consumer",
-            ));
         }
-        Ok(())
+        Err(crate::error::AmqpError::internal(
+            "the group queue refused the consumer",
+        ))
     }
 
     /// Re-joins the groups a resumed session is a member of (after the session queue's
