@@ -419,3 +419,87 @@ async fn the_api_lists_a_membership_and_deleting_the_session_deletes_the_group()
         "the group outlived its only member's session"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_groups_the_mqtt_side_made_are_deleted_and_clean_ones_not_restored() {
+    let mut broker = TestBroker::start().await;
+    let addr = broker.mqtt_addr();
+    // An AMQP application's own durable queue that happens to have a group's name.
+    {
+        let conn = broker.connect().await;
+        let ch = amqp::open_channel(&conn).await;
+        let options = lapin::options::QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        amqp::declare_queue_with(&ch, "$share/own/t", options)
+            .await
+            .expect("declare");
+    }
+    let (mut c, _) = V4Client::connect(v4_options(addr, "clean-j")).await;
+    c.subscribe("$share/own/t", QoS::AtLeastOnce).await;
+    c.unsubscribe("$share/own/t").await;
+    // A clean member still connected when the broker restarts.
+    c.subscribe("$share/j/t", QoS::AtLeastOnce).await;
+
+    broker.restart().await;
+    drop(c);
+
+    let amqp_conn = broker.connect().await;
+    within("the clean group to be gone after the restart", async {
+        while queue_exists(&amqp_conn, "$share/j/t").await {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        queue_exists(&amqp_conn, "$share/own/t").await,
+        "a queue the MQTT side did not make was deleted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_sigkill_persistent_groups_come_back_and_clean_ones_go() {
+    let dir = tempfile::Builder::new()
+        .prefix("broker-mqtt-shared-kill-")
+        .tempdir()
+        .expect("temp dir");
+    let mut broker = tokio::task::block_in_place(|| {
+        tests::child::ChildBroker::spawn(env!("CARGO_BIN_EXE_test-broker"), dir.path())
+    })
+    .expect("child broker starts");
+    let addr = broker.mqtt_addr();
+    let (mut p, _) = V4Client::connect(persistent_v4(addr, "pm-k")).await;
+    p.subscribe("$share/p/t", QoS::AtLeastOnce).await;
+    p.disconnect().await;
+    // A clean member, connected when the broker dies: its group must not come back.
+    let (mut c, _) = V4Client::connect(v4_options(addr, "clean-k")).await;
+    c.subscribe("$share/k/t", QoS::AtLeastOnce).await;
+    publish_seqs(addr, 0..3).await;
+    for _ in 0..3 {
+        c.next_publish().await;
+    }
+    drop(c);
+
+    tokio::task::block_in_place(|| broker.kill9()).expect("SIGKILL");
+    tokio::task::block_in_place(|| broker.restart()).expect("restart");
+    let addr = broker.mqtt_addr();
+
+    let amqp_conn = tests::connect_with_retry(broker.addr(), Duration::from_secs(10))
+        .await
+        .expect("AMQP connection");
+    // Start-up removes groups without a recorded membership in a background task.
+    within("the clean member's group to be gone", async {
+        while queue_exists(&amqp_conn, "$share/k/t").await {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let (mut p, ack) = V4Client::connect(persistent_v4(addr, "pm-k")).await;
+    assert!(ack.session_present, "session lost in the crash");
+    assert_eq!(
+        receive_seqs(&mut p, 3).await,
+        (0..3).collect(),
+        "the persistent member's group lost messages in the crash"
+    );
+}

@@ -175,19 +175,22 @@ async fn forget_one(
     }
 }
 
-/// Removes the membership of `session_queue` in `group`, if it has one.
+/// Removes the membership of `session_queue` in `group`; whether it had one.
 pub(crate) async fn forget(
     core: &Core,
     vhost: &str,
     conn_id: u64,
     session_queue: &str,
     group: &str,
-) {
+) -> bool {
+    let mut had = false;
     for (g, q) in memberships(&core.topology(vhost), session_queue) {
         if g == group {
             forget_one(core, vhost, conn_id, session_queue, &g, q).await;
+            had = true;
         }
     }
+    had
 }
 
 /// A member left `group`: deletes the group's queue (with any messages left in it) if no

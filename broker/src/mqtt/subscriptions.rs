@@ -280,44 +280,46 @@ impl MqttConn {
             let found = match filter.shared() {
                 Ok(Some(shared)) => {
                     let name = shared_groups::queue_name(&shared);
-                    match ShortStr::new(name.as_str())
+                    let joined = ShortStr::new(name.as_str())
                         .ok()
-                        .and_then(|tag| self.shared_subs.remove(&tag))
-                    {
-                        Some(sub) => {
-                            // Requeues what this member had in flight, for the rest of the group.
-                            let _ = sub
-                                .queue
-                                .send(QueueCmd::ChannelClosed { owner: self.owner })
-                                .await;
-                            let gone: Vec<_> = self
-                                .outbound
-                                .iter()
-                                .filter(|(_, o)| {
-                                    o.source
-                                        .as_ref()
-                                        .is_some_and(|(q, _)| q.id() == sub.queue.id())
-                                })
-                                .map(|(id, _)| *id)
-                                .collect();
-                            for id in gone {
-                                self.outbound.remove(&id);
-                                self.ids.release(id);
-                            }
-                            let core = self.shared.core.clone();
-                            shared_groups::forget(
-                                &core,
-                                &self.vhost,
-                                self.id,
-                                &self.session_queue,
-                                &name,
-                            )
+                        .and_then(|tag| self.shared_subs.remove(&tag));
+                    if let Some(sub) = &joined {
+                        // Requeues what this member had in flight, for the rest of the group.
+                        let _ = sub
+                            .queue
+                            .send(QueueCmd::ChannelClosed { owner: self.owner })
                             .await;
-                            shared_groups::release(&core, &self.vhost, self.id, &name).await;
-                            true
+                        let gone: Vec<_> = self
+                            .outbound
+                            .iter()
+                            .filter(|(_, o)| {
+                                o.source
+                                    .as_ref()
+                                    .is_some_and(|(q, _)| q.id() == sub.queue.id())
+                            })
+                            .map(|(id, _)| *id)
+                            .collect();
+                        for id in gone {
+                            self.outbound.remove(&id);
+                            self.ids.release(id);
                         }
-                        None => false,
                     }
+                    // Also a membership this connection could not re-join (its group queue
+                    // was unavailable) is the session's to end.
+                    let core = self.shared.core.clone();
+                    let recorded = shared_groups::forget(
+                        &core,
+                        &self.vhost,
+                        self.id,
+                        &self.session_queue,
+                        &name,
+                    )
+                    .await;
+                    let found = joined.is_some() || recorded;
+                    if found {
+                        shared_groups::release(&core, &self.vhost, self.id, &name).await;
+                    }
+                    found
                 }
                 _ => match self.subs.iter().position(|s| &s.filter == filter) {
                     Some(i) => {
