@@ -2,6 +2,8 @@
 //! session queue whose arguments carry the MQTT options (so persistent sessions get them back
 //! after a restart); a shared subscription `$share/group/filter` is a queue of that name,
 //! bound to `amq.topic`, whose consumers are the group's members (and any AMQP consumer).
+//! A persistent session also records its membership (see `shared_groups`), so it re-joins
+//! the group when it resumes.
 
 use std::num::NonZeroU32;
 
