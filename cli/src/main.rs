@@ -199,13 +199,13 @@ enum Declare {
     Queue {
         /// Queue name.
         name: String,
-        /// Survives a broker restart.
-        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        /// Survives a broker restart (the default; `--durable false` for a transient one).
+        #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
         durable: bool,
         /// Deleted when its last consumer goes.
         #[arg(long)]
         auto_delete: bool,
-        /// Queue argument KEY=VALUE (VALUE parsed as JSON when it can be, e.g. x-max-length=100).
+        /// Queue argument KEY=VALUE (VALUE parsed as JSON when it can be, e.g. x-priority-hint=5); stored and compared on redeclare.
         #[arg(long = "argument", value_name = "KEY=VALUE")]
         arguments: Vec<String>,
     },
@@ -216,8 +216,8 @@ enum Declare {
         /// Exchange type: direct, fanout, topic or headers.
         #[arg(long = "type", default_value = "direct")]
         kind: String,
-        /// Survives a broker restart.
-        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        /// Survives a broker restart (the default; `--durable false` for a transient one).
+        #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
         durable: bool,
         /// Deleted when its last binding goes.
         #[arg(long)]
@@ -474,6 +474,7 @@ fn run(
                     "/api/queues",
                     &[
                         "name",
+                        "vhost",
                         "durable",
                         "messages_ready",
                         "messages_unacknowledged",
@@ -482,12 +483,20 @@ fn run(
                 ),
                 ListKind::Exchanges => (
                     "/api/exchanges",
-                    &["name", "type", "durable", "auto_delete", "internal"],
+                    &[
+                        "name",
+                        "vhost",
+                        "type",
+                        "durable",
+                        "auto_delete",
+                        "internal",
+                    ],
                 ),
                 ListKind::Bindings => (
                     "/api/bindings",
                     &[
                         "source",
+                        "vhost",
                         "destination",
                         "destination_type",
                         "routing_key",

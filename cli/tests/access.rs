@@ -294,7 +294,7 @@ async fn add_list_and_delete_a_vhost() {
     );
 
     // --vhost points the other commands at it; lists with --vhost show only its objects.
-    ok(&broker, &["declare", "queue", "in-root"]).await;
+    ok(&broker, &["declare", "queue", "in-root", "--durable"]).await;
     ok(&broker, &["--vhost", "staging", "declare", "queue", "jobs"]).await;
     ok(
         &broker,

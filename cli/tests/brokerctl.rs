@@ -212,7 +212,7 @@ async fn declare_publish_peek_purge_and_delete() {
         "{table}"
     );
     let row: Vec<&str> = lines.next().expect("row").split_whitespace().collect();
-    assert_eq!(row, ["eu-orders", "true", "2", "0", "0"], "{table}");
+    assert_eq!(row, ["eu-orders", "/", "true", "2", "0", "0"], "{table}");
 
     // Peeking twice shows the same messages: nothing is consumed.
     for _ in 0..2 {
