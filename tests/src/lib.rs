@@ -7,6 +7,7 @@
 //! - [`raw::RawClient`]: a frame-level AMQP peer for protocol-violation tests
 //!   that no well-behaved client library can produce.
 //! - [`tls`]: test certificates (rcgen) and TLS client configurations.
+//! - [`api::Api`]: the management HTTP API as a user (status + JSON answers).
 //! - [`amqp`]: lapin set-up steps (channels, declares, binds, numbered
 //!   publishes, consumers), each bounded and panicking on refusal.
 //! - [`mqtt`]: rumqttc 3.1.1/5.0 clients driven on their own tasks, and a
@@ -21,6 +22,7 @@
 //! each wrapped in [`within`].
 
 pub mod amqp;
+pub mod api;
 pub mod child;
 pub mod mqtt;
 pub mod raw;

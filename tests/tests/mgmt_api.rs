@@ -12,49 +12,9 @@ use lapin::{BasicProperties, ConnectionProperties};
 use protocol_mqtt::{Connect, Packet, ProtocolVersion};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tests::api::Api;
 use tests::mqtt::RawMqtt;
 use tests::{TestBroker, next_delivery, publish_confirmed, within};
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    fn new(broker: &TestBroker) -> Api {
-        Api {
-            http: reqwest::Client::new(),
-            base: broker.http_url(),
-        }
-    }
-
-    async fn request(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .basic_auth("guest", Some("guest"));
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = within("an HTTP answer", req.send())
-            .await
-            .expect("HTTP request");
-        let status = resp.status();
-        let text = within("the HTTP body", resp.text()).await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let (status, body) = self.request(reqwest::Method::GET, path, None).await;
-        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
-        body
-    }
-}
 
 /// Polls `check` against the API until it holds. For state that follows a client's action
 /// asynchronously on the broker side (a connection task ending after a close), where no
@@ -248,19 +208,13 @@ async fn closing_a_connection_tells_the_client_why() {
     };
 
     let amqp_name = name_of("AMQP 0-9-1");
-    let resp = api
-        .http
-        .delete(format!(
-            "{}/api/connections/{}",
-            api.base,
-            encode(&amqp_name)
-        ))
-        .basic_auth("guest", Some("guest"))
-        .header("X-Reason", "maintenance window")
-        .send()
-        .await
-        .expect("DELETE");
-    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let status = api
+        .delete_with_reason(
+            &format!("/api/connections/{}", encode(&amqp_name)),
+            "maintenance window",
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
     let err = tests::next_error_event(&mut events).await;
     assert_eq!(tests::reply_code(&err), Some(320), "{err}");
     assert!(err.to_string().contains("maintenance window"), "{err}");

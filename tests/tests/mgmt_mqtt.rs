@@ -9,52 +9,15 @@ use std::time::Duration;
 
 use rumqttc::QoS;
 use serde_json::Value;
+use tests::api::Api;
 use tests::mqtt::{V4Client, V5Client, V5QoS, v4_options, v5_options};
 use tests::{TestBroker, within};
 
-/// HTTP as guest against `broker`'s API.
-struct Api {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    fn new(broker: &TestBroker) -> Api {
-        Api {
-            http: reqwest::Client::new(),
-            base: broker.http_url(),
-        }
-    }
-
-    async fn request(&self, method: reqwest::Method, path: &str) -> (u16, Value) {
-        let req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .basic_auth("guest", Some("guest"));
-        let resp = within("an HTTP answer", req.send())
-            .await
-            .expect("HTTP request");
-        let status = resp.status().as_u16();
-        let text = within("the HTTP body", resp.text()).await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let (status, body) = self.request(reqwest::Method::GET, path).await;
-        assert_eq!(status, 200, "GET {path}: {body}");
-        body
-    }
-
-    async fn delete(&self, path: &str) -> u16 {
-        self.request(reqwest::Method::DELETE, path).await.0
-    }
-
-    /// The session of `client_id` in `/`, from the list (so the list is what is checked).
-    async fn session(&self, client_id: &str) -> Option<Value> {
-        let all = self.get("/api/mqtt/sessions").await;
-        all.as_array()
-            .and_then(|a| a.iter().find(|s| s["client_id"] == client_id).cloned())
-    }
+/// The session of `client_id` in `/`, from the list (so the list is what is checked).
+async fn session(api: &Api, client_id: &str) -> Option<Value> {
+    let all = api.get("/api/mqtt/sessions").await;
+    all.as_array()
+        .and_then(|a| a.iter().find(|s| s["client_id"] == client_id).cloned())
 }
 
 fn persistent_v4(addr: std::net::SocketAddr, id: &str) -> rumqttc::MqttOptions {
@@ -73,7 +36,7 @@ async fn persistent_session_is_listed_counted_and_deleted() {
     c.subscribe("s/a", QoS::AtLeastOnce).await;
     c.subscribe("s/b/#", QoS::AtMostOnce).await;
 
-    let s = api.session("keeper").await.expect("listed");
+    let s = session(&api, "keeper").await.expect("listed");
     assert_eq!(s["vhost"], "/");
     assert_eq!(s["connected"], true);
     assert_eq!(s["protocol"], "3.1.1");
@@ -97,7 +60,7 @@ async fn persistent_session_is_listed_counted_and_deleted() {
     // The broker closes the socket after the session is released, so once the client sees
     // the close the session shows disconnected.
     c.disconnect().await;
-    let s = api.session("keeper").await.expect("still listed");
+    let s = session(&api, "keeper").await.expect("still listed");
     assert_eq!(s["connected"], false);
     assert_eq!(s["connection"], Value::Null);
 
@@ -109,9 +72,15 @@ async fn persistent_session_is_listed_counted_and_deleted() {
     let s = api.get("/api/mqtt/sessions/%2F/keeper").await;
     assert_eq!(s["messages"], 3, "{s}");
 
-    assert_eq!(api.delete("/api/mqtt/sessions/%2F/keeper").await, 204);
-    assert!(api.session("keeper").await.is_none());
-    assert_eq!(api.delete("/api/mqtt/sessions/%2F/keeper").await, 404);
+    assert_eq!(
+        api.delete("/api/mqtt/sessions/%2F/keeper").await.as_u16(),
+        204
+    );
+    assert!(session(&api, "keeper").await.is_none());
+    assert_eq!(
+        api.delete("/api/mqtt/sessions/%2F/keeper").await.as_u16(),
+        404
+    );
     let (c, ack) = V4Client::connect(persistent_v4(addr, "keeper")).await;
     assert!(!ack.session_present, "the deleted session is gone");
     c.disconnect().await;
@@ -127,16 +96,19 @@ async fn deleting_a_connected_session_disconnects_the_client() {
     opts.set_session_expiry_interval(Some(3600));
     let (mut c, _) = V5Client::connect(opts).await;
     c.subscribe("x/#", V5QoS::AtLeastOnce).await;
-    let s = api.session("live5").await.expect("listed");
+    let s = session(&api, "live5").await.expect("listed");
     assert_eq!(s["protocol"], "5.0");
     assert_eq!(s["expiry_interval"], 3600);
     assert_eq!(s["connected"], true);
 
-    assert_eq!(api.delete("/api/mqtt/sessions/%2F/live5").await, 204);
+    assert_eq!(
+        api.delete("/api/mqtt/sessions/%2F/live5").await.as_u16(),
+        204
+    );
     let err = c.closed().await;
     let text = format!("{err:?}");
     assert!(text.contains("AdministrativeAction"), "{text}");
-    assert!(api.session("live5").await.is_none());
+    assert!(session(&api, "live5").await.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,8 +130,14 @@ async fn retained_message_is_listed_and_cleared() {
     assert_eq!(r["qos"], 1);
     assert_eq!(r["vhost"], "/");
 
-    assert_eq!(api.delete("/api/mqtt/retained/%2F/r%2Ft").await, 204);
-    assert_eq!(api.delete("/api/mqtt/retained/%2F/r%2Ft").await, 404);
+    assert_eq!(
+        api.delete("/api/mqtt/retained/%2F/r%2Ft").await.as_u16(),
+        204
+    );
+    assert_eq!(
+        api.delete("/api/mqtt/retained/%2F/r%2Ft").await.as_u16(),
+        404
+    );
     assert_eq!(api.get("/api/mqtt/retained").await, serde_json::json!([]));
 
     // A new subscriber gets no retained message: the first thing it receives is a marker

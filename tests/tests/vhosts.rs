@@ -7,66 +7,19 @@
 use std::time::Duration;
 
 use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicConsumeOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tests::amqp::confirm_channel;
+use tests::api::Api;
 use tests::mqtt::{V4Client, v4_options};
 use tests::{
     TestBroker, assert_no_delivery, get_all, next_delivery, next_error_event, publish_confirmed,
     reply_code, within,
 };
-
-/// The management API as `user`.
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    user: String,
-    pass: String,
-}
-
-impl Api {
-    fn new(broker: &TestBroker) -> Api {
-        Api::as_user(broker, "guest", "guest")
-    }
-
-    fn as_user(broker: &TestBroker, user: &str, pass: &str) -> Api {
-        Api {
-            http: reqwest::Client::new(),
-            base: broker.http_url(),
-            user: user.into(),
-            pass: pass.into(),
-        }
-    }
-
-    async fn request(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .basic_auth(&self.user, Some(&self.pass));
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = within("an HTTP answer", req.send())
-            .await
-            .expect("HTTP request");
-        let status = resp.status();
-        let text = within("the HTTP body", resp.text()).await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn put(&self, path: &str, body: Value) -> StatusCode {
-        self.request(reqwest::Method::PUT, path, Some(body)).await.0
-    }
-}
 
 /// Opens a lapin connection as `user` to `vhost` (URL-encoded by the caller).
 async fn open(broker: &TestBroker, user: &str, vhost: &str) -> Result<Connection, lapin::Error> {
@@ -76,19 +29,6 @@ async fn open(broker: &TestBroker, user: &str, vhost: &str) -> Result<Connection
         Connection::connect(&uri, ConnectionProperties::default()),
     )
     .await
-}
-
-async fn confirm_channel(conn: &Connection) -> Channel {
-    let ch = within("channel.open", conn.create_channel())
-        .await
-        .expect("channel");
-    within(
-        "confirm.select",
-        ch.confirm_select(ConfirmSelectOptions::default()),
-    )
-    .await
-    .expect("confirm.select");
-    ch
 }
 
 async fn declare(ch: &Channel, queue: &str, durable: bool) {
