@@ -104,6 +104,10 @@ pub struct Report {
     pub latency_us: Option<Latency>,
     /// Idle-connection results (`conns` only).
     pub conns: Option<ConnReport>,
+    /// The machine's 1-minute load average when the run ended (`/proc/loadavg`): the generator
+    /// shares the cores with the broker and, here, with other work, and tail latency follows the
+    /// load (scheduling delays of several ms), so a percentile means little without it.
+    pub load_avg_1m: Option<f64>,
 }
 
 impl Report {
@@ -111,6 +115,17 @@ impl Report {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
+}
+
+/// The 1-minute load average, or `None` where `/proc/loadavg` cannot be read (not Linux).
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| parse_load_average(&s))
+}
+
+fn parse_load_average(s: &str) -> Option<f64> {
+    s.split_whitespace().next()?.parse().ok()
 }
 
 fn thousands(n: f64) -> String {
@@ -192,13 +207,29 @@ impl fmt::Display for Report {
         if let Some(b) = self.balance_pct {
             write!(f, " (max deviation from the mean {b:.1}%)")?;
         }
-        writeln!(f)
+        writeln!(f)?;
+        if let Some(l) = self.load_avg_1m {
+            writeln!(
+                f,
+                "machine     load average {l:.2} (1 min, at the end of the run)"
+            )?;
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn load_average_parses_the_first_field() {
+        assert_eq!(
+            parse_load_average("1.62 2.62 3.45 2/180 12345\n"),
+            Some(1.62)
+        );
+        assert_eq!(parse_load_average(""), None);
+    }
 
     #[test]
     fn thousands_separators() {

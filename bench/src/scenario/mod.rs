@@ -227,6 +227,7 @@ impl Outcome {
             publish_secs,
             send_rate: rate(sent, publish_secs),
             per_consumer: self.trackers.iter().map(|t| t.received).collect(),
+            load_avg_1m: crate::report::load_average(),
             ..Report::default()
         };
         if self.trackers.is_empty() {
