@@ -270,7 +270,10 @@ impl Conn {
         };
         let outcome = entry
             .handle
-            .ask(|reply| QueueCmd::Consume { spec, reply })
+            .ask(|reply| QueueCmd::Consume {
+                spec: Box::new(spec),
+                reply,
+            })
             .await;
         match outcome {
             Some(Ok(())) => {

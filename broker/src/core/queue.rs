@@ -275,8 +275,9 @@ pub enum QueueCmd {
     },
     /// Add a consumer.
     Consume {
-        /// The consumer.
-        spec: ConsumerSpec,
+        /// The consumer. Boxed: it is the largest payload, and every queue's mailbox holds
+        /// blocks of 32 `QueueCmd` slots even when idle (memory per idle MQTT session queue).
+        spec: Box<ConsumerSpec>,
         /// Outcome.
         reply: oneshot::Sender<Result<(), ConsumeRefused>>,
     },
@@ -345,4 +346,25 @@ pub enum QueueCmd {
         /// The consumers, in round-robin order.
         reply: oneshot::Sender<Vec<ConsumerInfo>>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every queue's mailbox (and every connection's, see [`crate::core::ConnEvent`]) holds a
+    /// block of 32 slots from its creation on, idle or not: a bigger command enum costs 32
+    /// times its growth in every idle queue (one per MQTT session). Box large, rare payloads
+    /// (as `Consume` does) instead of growing this.
+    #[test]
+    fn the_mailbox_slot_types_stay_small() {
+        assert!(
+            std::mem::size_of::<super::QueueCmd>() <= 48,
+            "QueueCmd grew to {} bytes",
+            std::mem::size_of::<super::QueueCmd>()
+        );
+        assert!(
+            std::mem::size_of::<crate::core::ConnEvent>() <= 56,
+            "ConnEvent grew to {} bytes",
+            std::mem::size_of::<crate::core::ConnEvent>()
+        );
+    }
 }

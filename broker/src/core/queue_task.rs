@@ -205,7 +205,7 @@ impl QueueTask {
         match cmd {
             QueueCmd::Publish { msg, confirm } => self.publish(msg, confirm),
             QueueCmd::Consume { spec, reply } => {
-                let _ = reply.send(self.add_consumer(spec));
+                let _ = reply.send(self.add_consumer(*spec));
             }
             QueueCmd::Cancel { owner, tag, reply } => {
                 self.consumers

@@ -52,6 +52,15 @@ pub(crate) const TOPIC_ALIAS_MAXIMUM: u16 = 64;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_BATCH: usize = 64;
 const EVENT_BATCH: usize = 256;
+/// Read buffer of a connection between bursts. Every idle connection holds one, and the
+/// packets of an idle client (CONNECT, SUBSCRIBE, PINGREQ) fit; a bigger packet grows it.
+const IDLE_READ_BUFFER: usize = 256;
+/// Read buffer while a client sends a burst (a read round that took many packets), so a
+/// fast publisher is read in few system calls. Released once the client is quiet again.
+const BURST_READ_BUFFER: usize = 16 * 1024;
+/// A write buffer above this is released after a small write: a burst of deliveries grew
+/// it, and an idle connection should not keep it.
+const IDLE_WRITE_BUFFER: usize = 4 * 1024;
 
 /// A QoS 1/2 message we sent and the client has not finished acknowledging.
 #[derive(Debug)]
@@ -145,14 +154,14 @@ pub(crate) async fn serve(
     let io = Arc::new(IoCounters::default());
     let read_half: ReadHalf = Box::new(Counted::new(read_half, io.clone()));
     // A small first read buffer: most MQTT clients sit idle with tiny packets, and the buffer
-    // grows when a big packet or a burst comes.
+    // grows when a big packet or a burst comes (see `read_round`).
     let mut reader = FramedRead::with_capacity(
         read_half,
         PacketDecoder {
             version: None,
             max_packet_size: shared.max_packet_size,
         },
-        1024,
+        IDLE_READ_BUFFER,
     );
     let connect = match tokio::time::timeout(CONNECT_TIMEOUT, reader.next()).await {
         Ok(Some(Ok(Packet::Connect(c)))) => c,
@@ -275,8 +284,15 @@ impl MqttConn {
             return Ok(());
         }
         let result = self.writer.write_all(&self.out).await;
-        self.io.sent(self.out.len());
-        self.out.clear();
+        let written = self.out.len();
+        self.io.sent(written);
+        if written <= IDLE_WRITE_BUFFER && self.out.capacity() > IDLE_WRITE_BUFFER {
+            // A small write from a buffer a burst grew: the burst is over, give the memory
+            // back (an idle connection then holds only what its next small write needs).
+            self.out = BytesMut::new();
+        } else {
+            self.out.clear();
+        }
         result?;
         // A no-op on TCP; WebSocket frames leave only when flushed.
         self.writer.flush().await
@@ -542,7 +558,12 @@ impl MqttConn {
             exclusive: false,
         };
         matches!(
-            queue.ask(|reply| QueueCmd::Consume { spec, reply }).await,
+            queue
+                .ask(|reply| QueueCmd::Consume {
+                    spec: Box::new(spec),
+                    reply
+                })
+                .await,
             Some(Ok(()))
         )
     }
@@ -667,6 +688,7 @@ impl MqttConn {
                 next = reader.next().now_or_never().flatten();
             }
         }
+        size_read_buffer(reader, handled);
         None
     }
 
@@ -906,6 +928,21 @@ fn v3_connack_code(code: ReasonCode) -> ReasonCode {
         ReasonCode::NOT_AUTHORIZED | ReasonCode::BAD_AUTHENTICATION_METHOD => 5,
         _ => 3,
     })
+}
+
+/// Sizes the read buffer after a read round of `handled` packets: a full round is a burst, so
+/// the buffer grows to take many packets per read; a round of one packet with nothing left
+/// over means the client is quiet, so a buffer a burst grew is released (memory per idle
+/// connection).
+fn size_read_buffer(reader: &mut Reader, handled: usize) {
+    let buffer = reader.read_buffer_mut();
+    if handled >= READ_BATCH {
+        if buffer.capacity() < BURST_READ_BUFFER {
+            buffer.reserve(BURST_READ_BUFFER - buffer.len());
+        }
+    } else if handled <= 1 && buffer.is_empty() && buffer.capacity() > IDLE_READ_BUFFER {
+        *buffer = BytesMut::with_capacity(IDLE_READ_BUFFER);
+    }
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {
