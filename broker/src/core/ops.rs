@@ -120,14 +120,24 @@ pub(crate) fn random_name(prefix: &str) -> String {
 impl Core {
     /// Writes the durable topology and waits for it to be on disk.
     async fn persist_definitions(&self) -> Result<(), AmqpError> {
+        self.store_definitions(&self.definitions_snapshot()).await
+    }
+
+    /// Everything durable the broker knows now, as storage keeps it.
+    fn definitions_snapshot(&self) -> storage::Definitions {
         let mut defs = storage::Definitions::default();
         for v in self.vhosts() {
             v.topology().definitions(v.name(), &mut defs);
             defs.vhosts.push(v.definition());
         }
         (defs.users, defs.permissions) = self.access.definitions();
+        defs
+    }
+
+    /// Writes `defs` and waits until they are on disk.
+    async fn store_definitions(&self, defs: &storage::Definitions) -> Result<(), AmqpError> {
         self.storage()
-            .put_definitions(&defs)
+            .put_definitions(defs)
             .map_err(|e| AmqpError::internal(format!("cannot store definitions: {e}")))?;
         self.flusher()
             .sync()
@@ -215,6 +225,29 @@ impl Core {
         }
         // An exclusive queue lives only as long as its connection: never on disk.
         let durable = req.durable && !req.exclusive;
+        if durable {
+            // On disk before the queue is routable: a message confirmed for a queue that
+            // the stored definitions do not name would be lost at the next start.
+            let mut defs = self.definitions_snapshot();
+            defs.queues.push(storage::QueueDef {
+                vhost: vhost.to_string(),
+                name: name.clone(),
+                durable: true,
+                auto_delete: req.auto_delete,
+                arguments: super::topology::encode_table(&req.arguments),
+            });
+            // A log the definitions do not name is a leftover (a crash between a queue's
+            // deletion and its log's, or a declare that failed to store): its messages
+            // belong to no queue, and its sequence numbers must not mix with the new ones.
+            let key = storage::QueueKey {
+                vhost: vhost.to_string(),
+                name: name.clone(),
+            };
+            self.storage()
+                .delete_queue(&key)
+                .map_err(|e| AmqpError::internal(format!("cannot clear a stale queue log: {e}")))?;
+            self.store_definitions(&defs).await?;
+        }
         let handle = QueueTask::spawn(
             self,
             vhost.to_string(),
@@ -235,9 +268,6 @@ impl Core {
                 },
             );
         });
-        if durable {
-            self.persist_definitions().await?;
-        }
         Ok((name, QueueStats::default()))
     }
 
@@ -795,4 +825,81 @@ pub struct RecoveryStats {
     pub bindings: usize,
     /// Persistent messages.
     pub messages: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use storage::{QueueKey, Storage, StoredMessage};
+
+    use super::QueueDeclare;
+    use crate::core::{Core, DEFAULT_VHOST};
+
+    fn key(name: &str) -> QueueKey {
+        QueueKey {
+            vhost: DEFAULT_VHOST.into(),
+            name: name.into(),
+        }
+    }
+
+    fn stored_names(store: &dyn Storage) -> Vec<String> {
+        let defs = store.load_definitions().expect("definitions");
+        defs.queues.into_iter().map(|q| q.name).collect()
+    }
+
+    #[tokio::test]
+    async fn durable_declares_are_stored_first_and_start_from_an_empty_log() {
+        let store = Arc::new(storage::MemoryStorage::new());
+        // A log no stored definition names: left by a crash between a queue's removal from
+        // the definitions and its log's deletion.
+        let stale = StoredMessage {
+            seq: 1,
+            exchange: String::new(),
+            routing_key: "q".into(),
+            properties: Bytes::new(),
+            body: Bytes::from_static(b"stale"),
+        };
+        store.append(&key("q"), &[stale]).expect("append");
+        let core = Core::new(store.clone(), u64::MAX);
+        core.recover().expect("recover");
+
+        let durable = QueueDeclare {
+            name: "q".into(),
+            durable: true,
+            ..QueueDeclare::default()
+        };
+        let (_, stats) = core
+            .declare_queue(DEFAULT_VHOST, 1, durable)
+            .await
+            .expect("declare");
+        assert_eq!(stats.messages, 0);
+        assert!(
+            store.recover_seqs(&key("q")).expect("seqs").is_empty(),
+            "the stale log is gone, so its seqs cannot mix with the new queue's"
+        );
+        assert_eq!(stored_names(store.as_ref()), ["q"]);
+
+        // Exclusive queues die with their connection: never in the stored definitions,
+        // even when declared durable.
+        let exclusive = QueueDeclare {
+            name: "mine".into(),
+            durable: true,
+            exclusive: true,
+            ..QueueDeclare::default()
+        };
+        core.declare_queue(DEFAULT_VHOST, 1, exclusive)
+            .await
+            .expect("declare exclusive");
+        let other = QueueDeclare {
+            name: "r".into(),
+            durable: true,
+            ..QueueDeclare::default()
+        };
+        core.declare_queue(DEFAULT_VHOST, 1, other)
+            .await
+            .expect("declare r");
+        assert_eq!(stored_names(store.as_ref()), ["q", "r"]);
+    }
 }

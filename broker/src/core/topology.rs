@@ -143,7 +143,11 @@ impl Topology {
             }
         }
         let mut queues: Vec<(&String, &QueueEntry)> =
-            self.queues.iter().filter(|(_, q)| q.durable).collect();
+            // Exclusive queues die with their connection, so a restart never brings one back.
+            self.queues
+                .iter()
+                .filter(|(_, q)| q.durable && q.exclusive_owner.is_none())
+                .collect();
         queues.sort_by(|a, b| a.0.cmp(b.0));
         for (name, q) in &queues {
             d.queues.push(storage::QueueDef {
@@ -163,9 +167,13 @@ impl Topology {
             }
             for b in x.bindings() {
                 let (destination, destination_is_exchange, durable) = match &b.destination {
-                    Destination::Queue(q) => {
-                        (q, false, self.queues.get(q).is_some_and(|q| q.durable))
-                    }
+                    Destination::Queue(q) => (
+                        q,
+                        false,
+                        self.queues
+                            .get(q)
+                            .is_some_and(|q| q.durable && q.exclusive_owner.is_none()),
+                    ),
                     Destination::Exchange(e) => {
                         (e, true, self.exchanges.get(e).is_some_and(|e| e.durable))
                     }
