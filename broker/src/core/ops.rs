@@ -27,6 +27,10 @@ pub enum UserOpError {
 }
 
 /// Arguments of a queue declaration.
+/// Storage name of each vhost's MQTT retained-message log. It shares the storage namespace
+/// with queue logs, so no queue may take this name (its log would be the retained one).
+pub const MQTT_RETAINED_LOG: &str = "$mqtt/retained";
+
 #[derive(Debug, Clone, Default)]
 pub struct QueueDeclare {
     /// Name; empty asks the server to pick one.
@@ -221,6 +225,11 @@ impl Core {
         if req.name.starts_with("amq.") {
             return Err(AmqpError::access_refused(format!(
                 "queue name '{name}' contains reserved prefix 'amq.*'"
+            )));
+        }
+        if name == MQTT_RETAINED_LOG {
+            return Err(AmqpError::access_refused(format!(
+                "queue name '{name}' is reserved for the broker's MQTT retained messages"
             )));
         }
         // An exclusive queue lives only as long as its connection: never on disk.
@@ -901,5 +910,16 @@ mod tests {
             .await
             .expect("declare r");
         assert_eq!(stored_names(store.as_ref()), ["q", "r"]);
+
+        let retained = QueueDeclare {
+            name: super::MQTT_RETAINED_LOG.into(),
+            durable: true,
+            ..QueueDeclare::default()
+        };
+        let refused = core.declare_queue(DEFAULT_VHOST, 1, retained).await;
+        assert!(
+            matches!(&refused, Err(e) if e.to_string().contains("reserved")),
+            "{refused:?}"
+        );
     }
 }

@@ -17,7 +17,7 @@ use crate::model::message::{Message, MessageRef};
 pub fn retained_key(vhost: &str) -> QueueKey {
     QueueKey {
         vhost: vhost.into(),
-        name: "$mqtt/retained".into(),
+        name: crate::core::ops::MQTT_RETAINED_LOG.into(),
     }
 }
 
