@@ -26,11 +26,11 @@ pub enum UserOpError {
     Storage(#[from] AmqpError),
 }
 
-/// Arguments of a queue declaration.
 /// Storage name of each vhost's MQTT retained-message log. It shares the storage namespace
 /// with queue logs, so no queue may take this name (its log would be the retained one).
 pub const MQTT_RETAINED_LOG: &str = "$mqtt/retained";
 
+/// Arguments of a queue declaration.
 #[derive(Debug, Clone, Default)]
 pub struct QueueDeclare {
     /// Name; empty asks the server to pick one.
