@@ -96,7 +96,8 @@ pub trait Storage: Send + Sync + 'static {
         Ok(self.recover(q)?.into_iter().map(|m| m.seq).collect())
     }
     /// The stored messages of `seqs` (in increasing seq order), skipping
-    /// seqs not in the log. The broker keeps only a window of a long
+    /// seqs not in the log (and, for a disk store, records whose checksum no
+    /// longer verifies: logged, never handed out). The broker keeps only a window of a long
     /// queue's bodies in memory and pages the rest in with this.
     fn read(&self, q: &QueueKey, seqs: &[SeqNo]) -> Result<Vec<StoredMessage>, StorageError>;
     /// Removes every message of the queue (`queue.purge`) and keeps the
@@ -113,6 +114,11 @@ pub trait Storage: Send + Sync + 'static {
     /// Durability barrier: when it returns Ok, every append/remove/purge/
     /// delete/put before it is on disk (fsynced), so confirms for those
     /// appends may go out.
+    ///
+    /// An error is final for a disk store ([`SegmentStorage`]): after a
+    /// failed fsync Linux may drop the unwritten pages and clear the error,
+    /// so a retry could return Ok over lost data. Every later call fails
+    /// too; the broker nacks instead of confirming until it is restarted.
     fn sync(&self) -> Result<(), StorageError>;
     /// Approximate bytes on disk, for stats; 0 for memory.
     fn size_on_disk(&self) -> u64;

@@ -13,8 +13,10 @@
 //! `crc` is the CRC-32 (IEEE, `crc32fast`) of `len`, `seq` and the payload, so
 //! a damaged length or seq is caught as surely as a damaged body. The frame is
 //! what makes a crash mid-write harmless: a record cut short at the end of a
-//! file (a torn tail) is recognised and cut off, a record whose checksum fails
-//! in the middle is skipped, and neither stops the broker from starting.
+//! file (a torn tail) is recognised and cut off, a damaged region in the
+//! middle (bad checksum, damaged length, zeroed header) is skipped up to the
+//! next frame that verifies, and neither stops the broker from starting.
+//! Records after damage are never cut off.
 
 use crate::{SeqNo, StorageError, StoredMessage, codec};
 
@@ -104,57 +106,82 @@ pub struct Scan {
     /// than the file when the file ends in a torn record, which the caller
     /// truncates away.
     pub valid_len: u64,
-    /// Complete frames whose checksum failed; skipped.
+    /// Offsets where a damaged region starts (a frame whose header or
+    /// checksum fails, with a valid frame somewhere after it); skipped.
     pub corrupt: Vec<u64>,
+}
+
+/// The frame starting at `pos` of `buf` if it is whole and its checksum
+/// verifies: `Some((seq, end of the frame))`.
+fn valid_frame(buf: &[u8], pos: usize) -> Option<(SeqNo, usize)> {
+    let header = buf.get(pos..pos.checked_add(HEADER_LEN)?)?;
+    let mut len = [0u8; 4];
+    len.copy_from_slice(&header[..4]);
+    let mut seq = [0u8; 8];
+    seq.copy_from_slice(&header[4..12]);
+    let mut crc = [0u8; 4];
+    crc.copy_from_slice(&header[12..]);
+    let payload_len = usize::try_from(u32::from_le_bytes(len)).ok()?;
+    let end = (pos + HEADER_LEN).checked_add(payload_len)?;
+    let payload = buf.get(pos + HEADER_LEN..end)?;
+    (checksum(&len, &seq, payload) == u32::from_le_bytes(crc))
+        .then_some((SeqNo::from_le_bytes(seq), end))
+}
+
+/// Whether the record at `pos` (an offset into `buf`) is whole and its
+/// checksum verifies, so its bytes can be handed out.
+pub fn verify(buf: &[u8], pos: &RecordPos) -> bool {
+    let Ok(start) = usize::try_from(pos.offset) else {
+        return false;
+    };
+    valid_frame(buf, start).is_some_and(|(seq, end)| {
+        seq == pos.seq && Some(end - start) == usize::try_from(pos.len).ok()
+    })
+}
+
+/// The start of the first frame at or after `from` whose header and
+/// checksum verify, if any.
+fn next_valid_frame(buf: &[u8], from: usize) -> Option<usize> {
+    (from..buf.len().saturating_sub(HEADER_LEN - 1)).find(|&p| valid_frame(buf, p).is_some())
 }
 
 /// Finds the records of a segment file held in `buf`.
 ///
-/// A frame that does not fit in what is left of the file, or a header of
-/// zeros (a file extended by the file system but never written), ends the
-/// scan: everything from there on is a torn tail. A complete frame whose
-/// checksum fails is skipped, using its length, unless it is the last one of
-/// the file, where a failed checksum is more likely a torn write than damage,
-/// and is cut off like one.
+/// A region that is not a valid frame (a damaged length, a header of zeros,
+/// a checksum that fails) is skipped, and the scan goes on at the next frame
+/// that verifies: at the end of the bad frame if its length leads to one,
+/// else the first offset, byte by byte, where a header and checksum verify
+/// (a false match needs a CRC-32 collision). Records after damage are never
+/// given up. Only a bad region that runs to the end of the file with no valid
+/// frame after it is a torn tail (a write cut short by a crash, or a file
+/// extended by the file system but never written): `valid_len` stops before
+/// it and the caller truncates it away.
 pub fn scan(buf: &[u8]) -> Scan {
     let mut out = Scan::default();
     let mut pos = 0usize;
     while pos < buf.len() {
-        let Some(header) = buf.get(pos..pos + HEADER_LEN) else {
-            break;
-        };
-        if header.iter().all(|&b| b == 0) {
-            break;
+        if let Some((seq, end)) = valid_frame(buf, pos) {
+            let (Ok(offset), Ok(len)) = (u64::try_from(pos), u32::try_from(end - pos)) else {
+                break;
+            };
+            out.records.push(RecordPos { seq, offset, len });
+            out.valid_len = u64::try_from(end).unwrap_or(u64::MAX);
+            pos = end;
+            continue;
         }
-        let mut len = [0u8; 4];
-        len.copy_from_slice(&header[..4]);
-        let mut seq = [0u8; 8];
-        seq.copy_from_slice(&header[4..12]);
-        let mut crc = [0u8; 4];
-        crc.copy_from_slice(&header[12..]);
-        let Ok(payload_len) = usize::try_from(u32::from_le_bytes(len)) else {
+        // A bad region starts here. Try the frame's own length first (only a
+        // body was damaged), then a byte-by-byte search.
+        let by_len = buf
+            .get(pos..pos + 4)
+            .and_then(|l| <[u8; 4]>::try_from(l).ok())
+            .and_then(|l| usize::try_from(u32::from_le_bytes(l)).ok())
+            .and_then(|l| (pos + HEADER_LEN).checked_add(l))
+            .filter(|&end| valid_frame(buf, end).is_some());
+        let Some(next) = by_len.or_else(|| next_valid_frame(buf, pos + 1)) else {
             break;
         };
-        let end = match (pos + HEADER_LEN).checked_add(payload_len) {
-            Some(end) if end <= buf.len() => end,
-            _ => break,
-        };
-        let (Ok(offset), Ok(frame_len)) = (u64::try_from(pos), u32::try_from(end - pos)) else {
-            break;
-        };
-        if checksum(&len, &seq, &buf[pos + HEADER_LEN..end]) == u32::from_le_bytes(crc) {
-            out.records.push(RecordPos {
-                seq: SeqNo::from_le_bytes(seq),
-                offset,
-                len: frame_len,
-            });
-        } else if end == buf.len() {
-            break;
-        } else {
-            out.corrupt.push(offset);
-        }
-        pos = end;
-        out.valid_len = u64::try_from(end).unwrap_or(u64::MAX);
+        out.corrupt.push(u64::try_from(pos).unwrap_or(u64::MAX));
+        pos = next;
     }
     out
 }
@@ -247,6 +274,27 @@ mod tests {
         assert_eq!(seqs, [1, 3]);
         assert_eq!(s.corrupt, [second.offset]);
         assert_eq!(s.valid_len, u64::try_from(buf.len()).unwrap());
+    }
+
+    #[test]
+    fn a_damaged_length_or_zeroed_header_skips_only_that_record() {
+        let whole = file(4);
+        let second = scan(&whole).records[1];
+        let at = usize::try_from(second.offset).unwrap();
+        for damage in [0usize, 1, 2, 3] {
+            let mut buf = whole.clone();
+            if damage == 3 {
+                buf[at..at + HEADER_LEN].fill(0);
+            } else {
+                buf[at + damage] ^= 0x10;
+            }
+            let s = scan(&buf);
+            let seqs: Vec<SeqNo> = s.records.iter().map(|r| r.seq).collect();
+            assert_eq!(seqs, [1, 3, 4], "damage {damage}");
+            assert_eq!(s.corrupt, [second.offset]);
+            assert_eq!(s.valid_len, u64::try_from(buf.len()).unwrap());
+            assert!(s.records.iter().all(|r| verify(&buf, r)));
+        }
     }
 
     #[test]

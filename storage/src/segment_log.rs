@@ -7,9 +7,13 @@
 //! <queue dir>/0000000001.seg   the next segment, opened when the last one is full
 //! ```
 //!
-//! Records are never rewritten: a removal is an 8-byte append to the
-//! segment's ack file, and a segment is deleted with its ack file as soon as
-//! every message in it is removed. In memory each segment keeps only the
+//! Records are never rewritten: a removal is an 8-byte entry written at the
+//! end of the segment's ack file (at the length of its whole entries, so a
+//! failed write can never shift later entries), and a segment is deleted
+//! with its ack file (segment first) as soon as every message in it is
+//! removed. A segment or ack file that cannot be read at start-up is logged
+//! and skipped, never deleted, and its number is never reused; a new segment
+//! is created with `create_new`, so no leftover file is ever truncated. In memory each segment keeps only the
 //! positions of its records and which are removed (about 17 bytes per
 //! message), never bodies.
 
@@ -54,6 +58,8 @@ struct Segment {
     removed: Vec<bool>,
     live: usize,
     ack: Option<Arc<TrackedFile>>,
+    /// Length of the ack file's whole entries: where the next entry goes.
+    ack_len: u64,
     /// Opened by the first read (the writer is append-only).
     reader: Option<File>,
 }
@@ -128,10 +134,15 @@ impl QueueLog {
                 .strip_suffix(".ack")
                 .and_then(|n| n.parse::<u64>().ok())
             {
+                // Never reuse the number of a leftover ack file: its entries
+                // would apply to the new segment's records.
+                log.next_segment = log.next_segment.max(n + 1);
                 // An ack file whose segment is gone: the delete of the pair
                 // was cut short. Harmless; finish it.
                 if !segment_path(&log.dir, n).exists() {
-                    remove_file(&entry.path())?;
+                    if let Err(e) = remove_file(&entry.path()) {
+                        tracing::error!(error = %e, "cannot delete an ack file left without its segment");
+                    }
                     dirty.dir(&log.dir);
                 }
             } else {
@@ -141,10 +152,23 @@ impl QueueLog {
         numbers.sort_unstable();
         for n in numbers {
             log.next_segment = log.next_segment.max(n + 1);
-            let seg = load_segment(&log.dir, n)?;
+            let seg = match load_segment(&log.dir, n) {
+                Ok(seg) => seg,
+                Err(e) => {
+                    // One unreadable file must not keep the broker from
+                    // starting. Its messages stay on disk, untouched, for the
+                    // operator; the number is never reused.
+                    tracing::error!(file = %segment_path(&log.dir, n).display(), error = %e, "skipping a segment that cannot be read; its messages are not recovered");
+                    continue;
+                }
+            };
             if seg.live == 0 {
-                remove_file(&segment_path(&log.dir, n))?;
-                remove_file(&ack_path(&log.dir, n))?;
+                // Segment first, as in `remove_in_segment`.
+                if let Err(e) = remove_file(&segment_path(&log.dir, n))
+                    .and_then(|()| remove_file(&ack_path(&log.dir, n)))
+                {
+                    tracing::error!(error = %e, "cannot delete a fully acknowledged segment");
+                }
                 dirty.dir(&log.dir);
             } else {
                 log.segments.insert(n, seg);
@@ -237,17 +261,25 @@ impl QueueLog {
                 dirty.dir(parent);
             }
         }
-        let n = self.next_segment;
-        let path = segment_path(&self.dir, n);
-        let file = File::options()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io(&path))?;
-        // A leftover file of that number (cannot normally exist) would put
-        // our offsets off: start from an empty file.
-        file.set_len(0).map_err(io(&path))?;
-        self.next_segment += 1;
+        // A file of the number already there (a segment skipped at open as
+        // unreadable, a leftover ack file) is never truncated or reused: take
+        // the next free number.
+        let (n, path, file) = loop {
+            let n = self.next_segment;
+            self.next_segment += 1;
+            let path = segment_path(&self.dir, n);
+            if ack_path(&self.dir, n).exists() {
+                tracing::warn!(number = n, dir = %self.dir.display(), "segment number taken by a leftover ack file; using the next");
+                continue;
+            }
+            match File::options().create_new(true).append(true).open(&path) {
+                Ok(file) => break (n, path, file),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    tracing::warn!(file = %path.display(), "segment file already exists; using the next number");
+                }
+                Err(e) => return Err(io(&path)(e)),
+            }
+        };
         dirty.dir(&self.dir);
         self.segments.insert(
             n,
@@ -258,65 +290,99 @@ impl QueueLog {
                 removed: Vec::new(),
                 live: 0,
                 ack: None,
+                ack_len: 0,
                 reader: None,
             },
         );
         Ok(n)
     }
 
-    /// Marks messages removed: one append per touched ack file, then deletes
+    /// Marks messages removed: one write per touched ack file, then deletes
     /// segments that have nothing left. Unknown seqs are ignored.
+    ///
+    /// Each segment is done whole or not at all: its seqs are marked removed
+    /// in memory only after its ack entries are written, and a failed write
+    /// is cut back to the file's previous length (entries are written at
+    /// that offset, so even a fragment that cannot be cut is overwritten by
+    /// the next write and never shifts later entries). On an error the
+    /// segments done before it stay done, the rest are untouched.
     pub fn remove(&mut self, seqs: &[SeqNo], dirty: &Dirty) -> Result<(), StorageError> {
-        let mut acks: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut by_segment: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
         for &seq in seqs {
             // Newest first: a seq reused after a restart is live only in the
             // newest segment that has it.
             let found = self
                 .segments
-                .iter_mut()
+                .iter()
                 .rev()
                 .filter(|(_, s)| s.records.first().is_some_and(|r| r.seq <= seq))
-                .find_map(|(&n, s)| s.find_live(seq).map(|i| (n, s, i)));
-            let Some((n, seg, i)) = found else {
-                continue;
-            };
-            seg.removed[i] = true;
-            seg.live -= 1;
-            match acks.iter_mut().find(|(m, _)| *m == n) {
-                Some((_, buf)) => buf.extend_from_slice(&seq.to_le_bytes()),
-                None => acks.push((n, seq.to_le_bytes().to_vec())),
+                .find_map(|(&n, s)| s.find_live(seq).map(|i| (n, i)));
+            if let Some((n, i)) = found {
+                by_segment.entry(n).or_default().push(i);
             }
         }
-        for (n, buf) in acks {
-            let Some(seg) = self.segments.get_mut(&n) else {
-                continue;
-            };
-            if seg.live == 0 && (seg.writer.is_none() || seg.size >= self.segment_target) {
-                // Nothing left to acknowledge in it: delete instead of writing.
-                self.segments.remove(&n);
-                remove_file(&segment_path(&self.dir, n))?;
-                remove_file(&ack_path(&self.dir, n))?;
+        for (n, mut idx) in by_segment {
+            idx.sort_unstable();
+            idx.dedup();
+            self.remove_in_segment(n, &idx, dirty)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the records at `idx` (live, sorted, distinct) of segment `n`.
+    fn remove_in_segment(
+        &mut self,
+        n: u64,
+        idx: &[usize],
+        dirty: &Dirty,
+    ) -> Result<(), StorageError> {
+        let Some(seg) = self.segments.get_mut(&n) else {
+            return Ok(());
+        };
+        let left = seg.live.saturating_sub(idx.len());
+        if left == 0 && (seg.writer.is_none() || seg.size >= self.segment_target) {
+            // Nothing left to acknowledge in it: delete instead of writing.
+            // The segment goes first: an ack file without its segment is
+            // harmless, a segment without its ack file brings messages back.
+            remove_file(&segment_path(&self.dir, n))?;
+            self.segments.remove(&n);
+            dirty.dir(&self.dir);
+            remove_file(&ack_path(&self.dir, n))?;
+            return Ok(());
+        }
+        let mut buf = Vec::with_capacity(idx.len() * 8);
+        for &i in idx {
+            buf.extend_from_slice(&seg.records[i].seq.to_le_bytes());
+        }
+        let ack = match &seg.ack {
+            Some(a) => a.clone(),
+            None => {
+                let path = ack_path(&self.dir, n);
+                // Not O_APPEND: entries are written at `ack_len` (see above).
+                let file = File::options()
+                    .create(true)
+                    .write(true)
+                    .truncate(false)
+                    .open(&path)
+                    .map_err(io(&path))?;
                 dirty.dir(&self.dir);
-                continue;
+                let a = TrackedFile::new(file, path);
+                seg.ack = Some(a.clone());
+                a
             }
-            let ack = match &seg.ack {
-                Some(a) => a.clone(),
-                None => {
-                    let path = ack_path(&self.dir, n);
-                    let file = File::options()
-                        .create(true)
-                        .append(true)
-                        .open(&path)
-                        .map_err(io(&path))?;
-                    dirty.dir(&self.dir);
-                    let a = TrackedFile::new(file, path);
-                    seg.ack = Some(a.clone());
-                    a
-                }
-            };
-            (&ack.file).write_all(&buf).map_err(io(&ack.path))?;
-            dirty.file(&ack);
+        };
+        if let Err(e) = ack.file.write_all_at(&buf, seg.ack_len) {
+            if let Err(cut) = ack.file.set_len(seg.ack_len) {
+                tracing::error!(file = %ack.path.display(), error = %cut, "cannot cut a failed ack write back; the next write overwrites it");
+            }
+            return Err(io(&ack.path)(e));
         }
+        seg.ack_len += u64::try_from(buf.len()).unwrap_or(u64::MAX);
+        dirty.file(&ack);
+        for &i in idx {
+            seg.removed[i] = true;
+        }
+        seg.live = left;
         Ok(())
     }
 
@@ -330,9 +396,14 @@ impl QueueLog {
             let path = segment_path(&self.dir, n);
             let buf = std::fs::read(&path).map_err(io(&path))?;
             for (r, removed) in seg.records.iter().zip(&seg.removed) {
-                if !removed {
-                    out.push(record::decode(&buf, r)?);
+                if *removed {
+                    continue;
                 }
+                if !record::verify(&buf, r) {
+                    damaged(&path, r);
+                    continue;
+                }
+                out.push(record::decode(&buf, r)?);
             }
         }
         // Segments are in seq order unless seqs were reused across a restart.
@@ -406,6 +477,12 @@ impl QueueLog {
             for &(_, k) in &found[i..j] {
                 let mut pos = seg.records[k];
                 pos.offset -= start;
+                // Checked at every read, not only at the start-up scan: bytes
+                // damaged since must never reach a consumer.
+                if !record::verify(&buf, &pos) {
+                    damaged(&path, &seg.records[k]);
+                    continue;
+                }
                 out.push(record::decode_shared(&buf, &pos)?);
             }
             i = j;
@@ -443,13 +520,19 @@ fn write_all_vectored(mut file: &File, mut bufs: &mut [IoSlice<'_>]) -> std::io:
     Ok(())
 }
 
+/// Logs a record whose checksum failed when read back; it is treated as
+/// missing.
+fn damaged(path: &Path, r: &RecordPos) {
+    tracing::error!(file = %path.display(), offset = r.offset, seq = r.seq, "skipping a damaged record (checksum mismatch on read)");
+}
+
 /// Reads one segment and its ack file; cuts a torn tail off the segment.
 fn load_segment(dir: &Path, n: u64) -> Result<Segment, StorageError> {
     let path = segment_path(dir, n);
     let buf = std::fs::read(&path).map_err(io(&path))?;
     let scan = record::scan(&buf);
     for offset in &scan.corrupt {
-        tracing::error!(file = %path.display(), offset, "skipping a damaged record (checksum mismatch)");
+        tracing::error!(file = %path.display(), offset, "skipping a damaged region (no valid record frame); records after it are kept");
     }
     let file_len = u64::try_from(buf.len()).unwrap_or(u64::MAX);
     if scan.valid_len < file_len {
@@ -457,11 +540,17 @@ fn load_segment(dir: &Path, n: u64) -> Result<Segment, StorageError> {
             file = %path.display(),
             kept = scan.valid_len,
             cut = file_len - scan.valid_len,
-            "truncating a torn record at the end of a segment (a write cut short by a crash)"
+            "truncating a torn record at the end of a segment (a write cut short by a crash; no valid record follows)"
         );
-        let f = File::options().write(true).open(&path).map_err(io(&path))?;
-        f.set_len(scan.valid_len).map_err(io(&path))?;
-        f.sync_all().map_err(io(&path))?;
+        // A loaded segment is never appended to again (appends go to a new
+        // one), so a cut that fails only leaves dead bytes behind.
+        let cut = File::options().write(true).open(&path).and_then(|f| {
+            f.set_len(scan.valid_len)?;
+            f.sync_all()
+        });
+        if let Err(e) = cut {
+            tracing::error!(file = %path.display(), error = %e, "cannot truncate a torn tail");
+        }
     }
     let mut records = scan.records;
     // Seqs are increasing within a segment by construction; a damaged file
@@ -473,17 +562,24 @@ fn load_segment(dir: &Path, n: u64) -> Result<Segment, StorageError> {
     }
     let mut removed = vec![false; records.len()];
     let mut live = records.len();
+    let mut ack_len = 0;
     let ack = ack_path(dir, n);
     match std::fs::read(&ack) {
         Ok(acks) => {
             let whole = acks.len() - acks.len() % 8;
+            ack_len = u64::try_from(whole).unwrap_or(u64::MAX);
             if whole < acks.len() {
                 // A torn entry: cut it, so later appends stay 8-byte aligned.
+                // (Entries are written at `ack_len` anyway, so if the cut
+                // fails the torn bytes are overwritten by the next one.)
                 tracing::warn!(file = %ack.display(), "truncating a torn entry at the end of an ack file");
-                let f = File::options().write(true).open(&ack).map_err(io(&ack))?;
-                f.set_len(u64::try_from(whole).unwrap_or(0))
-                    .map_err(io(&ack))?;
-                f.sync_all().map_err(io(&ack))?;
+                let cut = File::options().write(true).open(&ack).and_then(|f| {
+                    f.set_len(u64::try_from(whole).unwrap_or(0))?;
+                    f.sync_all()
+                });
+                if let Err(e) = cut {
+                    tracing::error!(file = %ack.display(), error = %e, "cannot truncate a torn ack entry");
+                }
             }
             for chunk in acks.chunks_exact(8) {
                 let mut b = [0u8; 8];
@@ -506,8 +602,9 @@ fn load_segment(dir: &Path, n: u64) -> Result<Segment, StorageError> {
         records,
         removed,
         live,
-        // Reopened (for appending) by the first removal.
+        // Reopened (for writing at `ack_len`) by the first removal.
         ack: None,
+        ack_len,
         reader: None,
     })
 }

@@ -13,7 +13,10 @@
 //! vhost and queue names may hold any UTF-8 (`/`, NUL...) and together exceed
 //! a file name's 255 bytes, while the id is short and unambiguous. A directory
 //! with no id in sled (a queue whose creation never reached a sync) is
-//! deleted at open.
+//! deleted at open. A queue's directory is deleted by renaming it to
+//! `<id>.deleted` and fsyncing `queues/` before unlinking anything, so a crash
+//! never leaves half a log (a segment without its ack file); open finishes
+//! the deletion of any tombstone it finds.
 //!
 //! Bodies stay out of sled because sled copies a leaf node per insert and
 //! per remove, which capped persistent throughput far below the disk's; an
@@ -44,6 +47,9 @@ const CACHE_CAPACITY: u64 = 8 * 1024 * 1024;
 /// for it; they wait for an explicit [`Storage::sync`].
 const FLUSH_EVERY_MS: u64 = 1000;
 
+/// Suffix a queue directory is renamed to before its files are unlinked.
+const TOMBSTONE_SUFFIX: &str = ".deleted";
+
 /// Tree holding the definitions snapshot.
 const META_TREE: &[u8] = b"meta";
 
@@ -65,6 +71,21 @@ const MIGRATION_BATCH: usize = 1024;
 /// the queue's own lock (queues never contend with each other); one
 /// [`Storage::sync`] then fsyncs every file written since the previous one,
 /// so one flusher thread commits the writes of every queue at once.
+///
+/// # Durability rules
+///
+/// - A failed `sync` is sticky: every later `sync` fails too, so no confirm
+///   goes out over a write the kernel may have dropped; the broker nacks and
+///   an operator restarts it (recovery then sees only what is on disk).
+/// - Records are checked against their CRC at every read, not only at the
+///   start-up scan; a damaged one is logged and treated as missing.
+/// - Damage inside a segment skips the damaged region only; a segment is
+///   truncated only at a torn tail, with no valid record after it.
+/// - A segment or ack file that cannot be read is logged and skipped at
+///   start-up, never deleted, and its number is never reused.
+/// - A queue's directory is renamed to a tombstone (and the rename fsynced)
+///   before its files are unlinked, so a crash never leaves a segment without
+///   its ack file.
 #[derive(Debug)]
 pub struct SegmentStorage {
     // A std RwLock: lookups are the common case and never held across IO;
@@ -76,6 +97,10 @@ pub struct SegmentStorage {
     syncs: AtomicU64,
     files_synced: AtomicU64,
     appended: AtomicU64,
+    /// The first sync failure, kept for good: after a failed fsync Linux may
+    /// drop the dirty pages and clear the error, so a later fsync can return
+    /// Ok over lost data. A std Mutex: set once, read once per sync.
+    sync_error: Mutex<Option<String>>,
     // Field order matters: fields drop in declaration order, so sled is closed
     // before the lock file is released and a reopen never sees both open.
     db: sled::Db,
@@ -153,6 +178,7 @@ impl SegmentStorage {
             syncs: AtomicU64::new(0),
             files_synced: AtomicU64::new(0),
             appended: AtomicU64::new(0),
+            sync_error: Mutex::new(None),
             db,
             meta,
             ids,
@@ -248,6 +274,32 @@ impl SegmentStorage {
         f(log)
     }
 
+    /// Deletes a queue's log directory so that a crash at any point leaves
+    /// either the whole log or none of it: the directory is first renamed to
+    /// a tombstone (`<id>.deleted`) and the rename made durable, and only
+    /// then are its files unlinked. Unlinking in place could leave a segment
+    /// without its ack file (readdir order), bringing acked messages back.
+    /// `open` deletes tombstones left by a crash.
+    fn remove_queue_dir(&self, dir: &Path) -> Result<(), StorageError> {
+        let mut tomb = dir.as_os_str().to_owned();
+        tomb.push(TOMBSTONE_SUFFIX);
+        let tomb = PathBuf::from(tomb);
+        match std::fs::rename(dir, &tomb) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => {
+                return Err(StorageError::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                });
+            }
+        }
+        sync_dir(&self.queues_dir)?;
+        remove_dir_all(&tomb)?;
+        self.dirty.dir(&self.queues_dir);
+        Ok(())
+    }
+
     /// Deletes queue directories that no id in sled points to: queues whose
     /// creation or deletion was cut short by a crash before a sync.
     fn remove_orphan_dirs(&self) -> Result<(), StorageError> {
@@ -262,17 +314,20 @@ impl SegmentStorage {
                 source,
             })?;
             let name = entry.file_name();
+            if name.to_str().is_some_and(|n| n.ends_with(TOMBSTONE_SUFFIX)) {
+                // A deletion cut short: the rename made it final already.
+                tracing::info!(path = %entry.path().display(), "finishing the deletion of a queue log");
+                remove_dir_all(&entry.path())?;
+                self.dirty.dir(&self.queues_dir);
+                continue;
+            }
             let Some(id) = name.to_str().and_then(|n| u64::from_str_radix(n, 16).ok()) else {
                 tracing::warn!(path = %entry.path().display(), "ignoring unknown entry in the queues directory");
                 continue;
             };
             if !known.contains(&id) {
                 tracing::warn!(path = %entry.path().display(), "deleting the log of a queue that no longer exists");
-                std::fs::remove_dir_all(entry.path()).map_err(|source| StorageError::Io {
-                    path: entry.path(),
-                    source,
-                })?;
-                self.dirty.dir(&self.queues_dir);
+                self.remove_queue_dir(&entry.path())?;
             }
         }
         Ok(())
@@ -329,6 +384,25 @@ impl SegmentStorage {
         Ok(())
     }
 
+    /// The first sync failure, if a sync has failed.
+    fn sync_failed(&self) -> Option<String> {
+        self.sync_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The error every sync returns after the first failure.
+    fn sync_poisoned(&self, first: &str) -> StorageError {
+        tracing::error!(first = %first, "refusing to sync: an earlier fsync failed");
+        StorageError::Io {
+            path: self.dir.clone(),
+            source: std::io::Error::other(format!(
+                "an earlier fsync failed ({first}); written data may be lost, restart the broker"
+            )),
+        }
+    }
+
     /// Fsyncs everything in `batch`.
     fn sync_batch(&self, batch: &crate::dirty::Batch) -> Result<(), StorageError> {
         for f in &batch.files {
@@ -344,6 +418,18 @@ impl SegmentStorage {
             self.db.flush()?;
         }
         Ok(())
+    }
+}
+
+/// `remove_dir_all`; a directory already gone is fine.
+fn remove_dir_all(dir: &Path) -> Result<(), StorageError> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(StorageError::Io {
+            path: dir.to_path_buf(),
+            source,
+        }),
     }
 }
 
@@ -487,14 +573,7 @@ impl Storage for SegmentStorage {
         };
         self.ids.remove(name_key(q)?)?;
         self.dirty.meta();
-        let dir = self.dir_of(slot.id);
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(StorageError::Io { path: dir, source }),
-        }
-        self.dirty.dir(&self.queues_dir);
-        Ok(())
+        self.remove_queue_dir(&self.dir_of(slot.id))
     }
 
     fn put_definitions(&self, d: &Definitions) -> Result<(), StorageError> {
@@ -513,7 +592,13 @@ impl Storage for SegmentStorage {
         }
     }
 
+    /// Once an fsync has failed, every later call fails too (see
+    /// [`SegmentStorage`]): the kernel may have dropped the dirty pages and
+    /// cleared the error, so a retry that "succeeds" proves nothing.
     fn sync(&self) -> Result<(), StorageError> {
+        if let Some(first) = self.sync_failed() {
+            return Err(self.sync_poisoned(&first));
+        }
         // Taken under a short lock; the fsyncs run without any lock held, so
         // appends and removes of every queue go on meanwhile.
         let batch = self.dirty.take();
@@ -521,7 +606,10 @@ impl Storage for SegmentStorage {
         let result = self.sync_batch(&batch);
         self.syncs.fetch_add(1, Ordering::Relaxed);
         self.files_synced.fetch_add(files, Ordering::Relaxed);
-        if result.is_err() {
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "sync failed; this store will fail every later sync (no confirm can be trusted after a lost write)");
+            let mut first = self.sync_error.lock().unwrap_or_else(|p| p.into_inner());
+            first.get_or_insert_with(|| e.to_string());
             self.dirty.restore(batch);
         }
         result
@@ -593,6 +681,37 @@ mod tests {
         let d = s.load_definitions().expect("old snapshot loads");
         assert_eq!(d.queues.len(), 1);
         assert!(d.users.is_empty() && d.permissions.is_empty());
+    }
+
+    /// After a failed fsync the kernel may have dropped the data and cleared
+    /// the error: a later sync that would succeed must still fail.
+    #[test]
+    fn a_failed_sync_fails_every_later_sync() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = SegmentStorage::open(dir.path()).expect("open");
+        let q = QueueKey::new("/", "q");
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, b"").expect("write");
+        // A dir to fsync below a regular file: opening it fails (ENOTDIR).
+        let bad = blocker.join("sub");
+        s.dirty.dir(&bad);
+        assert!(s.sync().is_err());
+        // The cause goes away; nothing would fail any more.
+        std::fs::remove_file(&blocker).expect("remove");
+        std::fs::create_dir_all(&bad).expect("mkdir");
+        s.append(
+            &q,
+            &[StoredMessage {
+                seq: 1,
+                exchange: "x".into(),
+                routing_key: "q".into(),
+                properties: Bytes::new(),
+                body: Bytes::from_static(b"b"),
+            }],
+        )
+        .expect("append");
+        assert!(s.sync().is_err(), "sticky");
+        assert!(s.sync().is_err(), "still sticky");
     }
 
     /// A data dir of the sled-only store: one tree per queue, codec values.

@@ -249,3 +249,206 @@ fn a_batch_larger_than_one_writev_is_written_whole() {
     let s = SegmentStorage::open(dir.path()).unwrap();
     assert_eq!(s.recover(&q()).unwrap(), msgs(1..=1500));
 }
+
+/// Opens a store, writes `n` messages into one segment, syncs, and returns
+/// the segment's path and the length of one record's frame.
+fn ten_records(dir: &Path) -> (PathBuf, usize) {
+    let s = SegmentStorage::open(dir).unwrap();
+    s.append(&q(), &msgs(1..=10)).unwrap();
+    s.sync().unwrap();
+    let qdir = s.queue_dir(&q()).unwrap();
+    drop(s);
+    let seg = files(&qdir, "seg").remove(0);
+    let len = std::fs::read(&seg).unwrap().len();
+    assert_eq!(len % 10, 0, "records of equal size");
+    (seg, len / 10)
+}
+
+#[test]
+fn a_damaged_length_mid_segment_does_not_truncate_the_records_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (seg, frame) = ten_records(dir.path());
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let len = bytes.len();
+    bytes[3 * frame] ^= 1; // one bit of record 4's `len`
+    std::fs::write(&seg, &bytes).unwrap();
+
+    let s = SegmentStorage::open(dir.path()).unwrap();
+    assert_eq!(
+        seqs(&s.recover(&q()).unwrap()),
+        [1, 2, 3, 5, 6, 7, 8, 9, 10]
+    );
+    assert_eq!(std::fs::read(&seg).unwrap().len(), len, "file not shrunk");
+    // Acks after the damage still land and survive a restart.
+    s.remove(&q(), &[5, 10]).unwrap();
+    s.sync().unwrap();
+    drop(s);
+    let s = SegmentStorage::open(dir.path()).unwrap();
+    assert_eq!(seqs(&s.recover(&q()).unwrap()), [1, 2, 3, 6, 7, 8, 9]);
+}
+
+#[test]
+fn a_zeroed_header_mid_segment_does_not_truncate_the_records_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (seg, frame) = ten_records(dir.path());
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let len = bytes.len();
+    bytes[3 * frame..3 * frame + 16].fill(0);
+    std::fs::write(&seg, &bytes).unwrap();
+
+    let s = SegmentStorage::open(dir.path()).unwrap();
+    assert_eq!(
+        seqs(&s.recover(&q()).unwrap()),
+        [1, 2, 3, 5, 6, 7, 8, 9, 10]
+    );
+    assert_eq!(std::fs::read(&seg).unwrap().len(), len, "file not shrunk");
+}
+
+#[test]
+fn a_queue_deletion_cut_short_after_the_rename_is_finished_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SegmentStorage::open(dir.path()).unwrap();
+    s.append(&q(), &msgs(1..=4)).unwrap();
+    s.remove(&q(), &[1, 2]).unwrap();
+    s.sync().unwrap();
+    let qdir = s.queue_dir(&q()).unwrap();
+    drop(s);
+    // What a crash between the tombstone rename and the unlinks leaves (sled
+    // still names the queue: its removal was not flushed yet).
+    let mut tomb = qdir.clone().into_os_string();
+    tomb.push(".deleted");
+    let tomb = PathBuf::from(tomb);
+    std::fs::rename(&qdir, &tomb).unwrap();
+    std::fs::remove_file(files(&tomb, "ack").remove(0)).unwrap();
+
+    let s = SegmentStorage::open(dir.path()).unwrap();
+    assert!(!tomb.exists(), "tombstone deleted at open");
+    assert!(s.recover(&q()).unwrap().is_empty(), "nothing comes back");
+    // A live delete leaves neither the directory nor a tombstone.
+    s.append(&q(), &msgs(5..=6)).unwrap();
+    s.remove(&q(), &[5]).unwrap();
+    s.delete_queue(&q()).unwrap();
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("queues"))
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "queues dir empty: {left:?}");
+}
+
+#[test]
+fn a_torn_ack_entry_does_not_misalign_later_acks() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SegmentStorage::open(dir.path()).unwrap();
+    s.append(&q(), &msgs(1..=10)).unwrap();
+    s.remove(&q(), &[1]).unwrap();
+    let qdir = s.queue_dir(&q()).unwrap();
+    let ack = files(&qdir, "ack").remove(0);
+    // A write that failed half-way (ENOSPC) left a fragment of an entry.
+    let mut f = OpenOptions::new().append(true).open(&ack).unwrap();
+    std::io::Write::write_all(&mut f, &[9, 9, 9]).unwrap();
+    drop(f);
+    s.remove(&q(), &[2, 3]).unwrap();
+    s.sync().unwrap();
+    drop(s);
+    let s = SegmentStorage::open(dir.path()).unwrap();
+    assert_eq!(
+        seqs(&s.recover(&q()).unwrap()),
+        (4..=10).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_failed_ack_write_leaves_the_messages_live() {
+    let dir = tempfile::tempdir().unwrap();
+    // Four 1 KiB messages per segment: 1-4, 5-8.
+    let s = SegmentStorage::open_with_segment_size(dir.path(), 4000).unwrap();
+    for seq in 1..=8 {
+        s.append(&q(), &msgs([seq])).unwrap();
+    }
+    let qdir = s.queue_dir(&q()).unwrap();
+    let segs = files(&qdir, "seg");
+    assert_eq!(segs.len(), 2);
+    // Something in the way of the first segment's ack file: its write fails.
+    let blocked = segs[0].with_extension("ack");
+    std::fs::create_dir(&blocked).unwrap();
+    assert!(s.remove(&q(), &[1, 5]).is_err());
+    assert!(
+        seqs(&s.recover(&q()).unwrap()).contains(&1),
+        "a removal that was not written is not applied in memory"
+    );
+    std::fs::remove_dir(&blocked).unwrap();
+    s.remove(&q(), &[1, 5]).unwrap();
+    s.sync().unwrap();
+    drop(s);
+    let s = SegmentStorage::open_with_segment_size(dir.path(), 4000).unwrap();
+    assert_eq!(seqs(&s.recover(&q()).unwrap()), [2, 3, 4, 6, 7, 8]);
+}
+
+#[test]
+fn records_damaged_after_start_up_are_never_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (seg, frame) = ten_records(dir.path());
+    let s = SegmentStorage::open(dir.path()).unwrap();
+    assert_eq!(s.recover_seqs(&q()).unwrap().len(), 10, "scanned intact");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[frame + frame / 2] ^= 0x55; // inside the second body
+    std::fs::write(&seg, &bytes).unwrap();
+    assert_eq!(seqs(&s.read(&q(), &[1, 2, 3]).unwrap()), [1, 3]);
+    assert_eq!(
+        seqs(&s.recover(&q()).unwrap()),
+        [1, 3, 4, 5, 6, 7, 8, 9, 10]
+    );
+}
+
+#[test]
+fn an_unreadable_segment_is_skipped_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SegmentStorage::open_with_segment_size(dir.path(), 4000).unwrap();
+    for seq in 1..=8 {
+        s.append(&q(), &msgs([seq])).unwrap();
+    }
+    s.sync().unwrap();
+    let qdir = s.queue_dir(&q()).unwrap();
+    drop(s);
+    // A segment that cannot be read: a directory in its place.
+    let first = files(&qdir, "seg").remove(0);
+    let saved = qdir.join("saved");
+    std::fs::rename(&first, &saved).unwrap();
+    std::fs::create_dir(&first).unwrap();
+
+    let s = SegmentStorage::open_with_segment_size(dir.path(), 4000).unwrap();
+    assert_eq!(seqs(&s.recover(&q()).unwrap()), [5, 6, 7, 8]);
+    s.append(&q(), &msgs([9])).unwrap();
+    s.sync().unwrap();
+    assert!(first.is_dir(), "the unreadable segment is left alone");
+    assert_eq!(files(&qdir, "seg").len(), 3, "a new number for the new one");
+    drop(s);
+    let s = SegmentStorage::open_with_segment_size(dir.path(), 4000).unwrap();
+    assert_eq!(seqs(&s.recover(&q()).unwrap()), [5, 6, 7, 8, 9]);
+}
+
+#[test]
+fn leftover_files_never_take_over_a_new_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SegmentStorage::open_with_segment_size(dir.path(), 4000).unwrap();
+    for seq in 1..=4 {
+        s.append(&q(), &msgs([seq])).unwrap();
+    }
+    let qdir = s.queue_dir(&q()).unwrap();
+    let first = files(&qdir, "seg").remove(0);
+    // Files of the next two numbers, appearing behind the store's back.
+    let leftover = first.with_file_name("0000000001.seg");
+    std::fs::write(&leftover, b"not ours").unwrap();
+    let stale_ack = first.with_file_name("0000000002.ack");
+    std::fs::write(&stale_ack, 5u64.to_le_bytes()).unwrap();
+    s.append(&q(), &msgs([5])).unwrap();
+    s.sync().unwrap();
+    assert_eq!(
+        std::fs::read(&leftover).unwrap(),
+        b"not ours",
+        "not truncated"
+    );
+    assert!(first.with_file_name("0000000003.seg").exists());
+    drop(s);
+    let s = SegmentStorage::open_with_segment_size(dir.path(), 4000).unwrap();
+    assert_eq!(seqs(&s.recover(&q()).unwrap()), [1, 2, 3, 4, 5]);
+}
