@@ -200,6 +200,23 @@ pub struct AccessControl {
     default_user: RwLock<String>,
     /// Logins that argon2 has already accepted.
     verified: VerifiedLogins,
+    /// Bounds the argon2 checks running at once.
+    verifying: VerifyLimit,
+}
+
+/// At most one argon2 check per core at a time. Each check allocates its memory cost (19 MiB
+/// with the default parameters), and a storm of new connections for one user all missed
+/// [`VerifiedLogins`] until the first check finished: 2,000 AMQP logins left the broker at
+/// ~2 GiB RSS (the allocator keeps what it got). Waiting here, later logins find the first
+/// one's result remembered and skip argon2.
+#[derive(Debug)]
+struct VerifyLimit(tokio::sync::Semaphore);
+
+impl Default for VerifyLimit {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        VerifyLimit(tokio::sync::Semaphore::new(cores))
+    }
 }
 
 /// Most users one [`VerifiedLogins`] remembers; past it the memory starts over.
@@ -426,15 +443,20 @@ impl AccessControl {
     ) -> Result<User, LoginRefused> {
         let user = self.user(name).ok_or(LoginRefused::BadCredentials)?;
         if !self.verified.contains(name, &user.password_hash, password) {
-            let hash = user.password_hash.clone();
-            let pw = password.to_string();
-            let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &pw))
-                .await
-                .unwrap_or(false);
-            if !ok {
-                return Err(LoginRefused::BadCredentials);
+            // Never closed, so this waits for a permit, held for the check; looked up again
+            // once we have it (a login of the same user may have just been checked).
+            let _permit = self.verifying.0.acquire().await;
+            if !self.verified.contains(name, &user.password_hash, password) {
+                let hash = user.password_hash.clone();
+                let pw = password.to_string();
+                let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &pw))
+                    .await
+                    .unwrap_or(false);
+                if !ok {
+                    return Err(LoginRefused::BadCredentials);
+                }
+                self.verified.insert(name, &user.password_hash, password);
             }
-            self.verified.insert(name, &user.password_hash, password);
         }
         if !loopback_allowed(name, ip) {
             return Err(LoginRefused::LoopbackOnly);
