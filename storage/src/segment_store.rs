@@ -394,7 +394,8 @@ impl SegmentStorage {
 
     /// The error every sync returns after the first failure.
     fn sync_poisoned(&self, first: &str) -> StorageError {
-        tracing::error!(first = %first, "refusing to sync: an earlier fsync failed");
+        // The caller (the broker's flusher) logs every failed sync already.
+        tracing::debug!(first = %first, "refusing to sync: an earlier fsync failed");
         StorageError::Io {
             path: self.dir.clone(),
             source: std::io::Error::other(format!(
