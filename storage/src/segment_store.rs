@@ -317,7 +317,10 @@ impl SegmentStorage {
             if name.to_str().is_some_and(|n| n.ends_with(TOMBSTONE_SUFFIX)) {
                 // A deletion cut short: the rename made it final already.
                 tracing::info!(path = %entry.path().display(), "finishing the deletion of a queue log");
-                remove_dir_all(&entry.path())?;
+                // Never a reason not to start: nothing refers to it.
+                if let Err(e) = remove_dir_all(&entry.path()) {
+                    tracing::error!(error = %e, "cannot delete a queue log tombstone");
+                }
                 self.dirty.dir(&self.queues_dir);
                 continue;
             }
@@ -327,7 +330,9 @@ impl SegmentStorage {
             };
             if !known.contains(&id) {
                 tracing::warn!(path = %entry.path().display(), "deleting the log of a queue that no longer exists");
-                self.remove_queue_dir(&entry.path())?;
+                if let Err(e) = self.remove_queue_dir(&entry.path()) {
+                    tracing::error!(error = %e, "cannot delete the log of a queue that no longer exists");
+                }
             }
         }
         Ok(())
