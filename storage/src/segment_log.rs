@@ -490,12 +490,17 @@ impl QueueLog {
         Ok(out)
     }
 
-    /// Deletes every segment; the log stays usable.
+    /// Deletes every segment; the log stays usable. Each segment goes before
+    /// its ack file (an ack file alone is harmless, a segment without its ack
+    /// file would bring acked messages back), and leaves memory only once its
+    /// segment file is gone, so a failure half-way keeps memory and disk
+    /// agreeing on what is left.
     pub fn purge(&mut self, dirty: &Dirty) -> Result<(), StorageError> {
-        for (n, _) in std::mem::take(&mut self.segments) {
+        while let Some((&n, _)) = self.segments.first_key_value() {
             remove_file(&segment_path(&self.dir, n))?;
-            remove_file(&ack_path(&self.dir, n))?;
+            self.segments.remove(&n);
             dirty.dir(&self.dir);
+            remove_file(&ack_path(&self.dir, n))?;
         }
         Ok(())
     }

@@ -452,3 +452,21 @@ fn leftover_files_never_take_over_a_new_segment() {
     let s = SegmentStorage::open_with_segment_size(dir.path(), 4000).unwrap();
     assert_eq!(seqs(&s.recover(&q()).unwrap()), [1, 2, 3, 4, 5]);
 }
+
+#[test]
+fn a_purge_that_fails_half_way_keeps_memory_and_disk_agreeing() {
+    let dir = tempfile::tempdir().unwrap();
+    // Four 1 KiB messages per segment: 1-4, 5-8.
+    let s = SegmentStorage::open_with_segment_size(dir.path(), 4000).unwrap();
+    for seq in 1..=8 {
+        s.append(&q(), &msgs([seq])).unwrap();
+    }
+    let qdir = s.queue_dir(&q()).unwrap();
+    let second = files(&qdir, "seg").remove(1);
+    // The second segment cannot be unlinked: a non-empty directory in its place.
+    std::fs::remove_file(&second).unwrap();
+    std::fs::create_dir(&second).unwrap();
+    std::fs::write(second.join("x"), b"x").unwrap();
+    assert!(s.purge(&q()).is_err());
+    assert_eq!(s.recover_seqs(&q()).unwrap(), [5, 6, 7, 8], "still there");
+}
