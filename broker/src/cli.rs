@@ -25,6 +25,7 @@ pub fn run() -> ExitCode {
         LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => logs.json().init(),
     }
+    raise_open_file_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -70,5 +71,16 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit, as RabbitMQ's and Mosquitto's
+/// packaged services do: every connection takes a descriptor, and so does each durable queue's
+/// open segment and ack files, so the common default soft limit of 1,024 would refuse
+/// connections (and fail appends) long before memory runs out.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "open file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
     }
 }
