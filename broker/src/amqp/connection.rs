@@ -469,7 +469,7 @@ impl Conn {
         let mut touched_confirms = Vec::new();
         for event in events.drain(..) {
             match event {
-                ConnEvent::Deliver(d) => self.deliver(d).await,
+                ConnEvent::Deliver(d) => self.deliver(*d).await,
                 ConnEvent::Confirm { channel, seq, ok } => {
                     if let Some(ch) = self.channels.get_mut(&channel) {
                         ch.confirm_answer(seq, ok);

@@ -362,7 +362,7 @@ mod tests {
             std::mem::size_of::<super::QueueCmd>()
         );
         assert!(
-            std::mem::size_of::<crate::core::ConnEvent>() <= 56,
+            std::mem::size_of::<crate::core::ConnEvent>() <= 32,
             "ConnEvent grew to {} bytes",
             std::mem::size_of::<crate::core::ConnEvent>()
         );

@@ -584,7 +584,11 @@ impl QueueTask {
                 msg: msg.clone(),
                 redelivered: r.redelivered,
             };
-            if c.spec.conn.send(ConnEvent::Deliver(delivery)).is_err() {
+            if c.spec
+                .conn
+                .send(ConnEvent::Deliver(Box::new(delivery)))
+                .is_err()
+            {
                 // The connection is gone; its ChannelClosed may not have arrived yet.
                 if let Some(shared) = &c.spec.shared {
                     shared.give_back();

@@ -750,7 +750,7 @@ impl MqttConn {
         let mut confirmed = false;
         for event in events.drain(..) {
             match event {
-                ConnEvent::Deliver(d) => self.deliver(d).await,
+                ConnEvent::Deliver(d) => self.deliver(*d).await,
                 ConnEvent::Confirm { seq, ok, .. } => {
                     confirmed = true;
                     let mut out = Vec::new();
