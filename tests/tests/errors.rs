@@ -205,6 +205,61 @@ async fn exclusive_queue_of_another_connection_is_405() {
     .expect("owner still uses its queue");
 }
 
+/// The exchange recording persistent MQTT sessions' shared-subscription memberships is the
+/// broker's own: declaring, deleting or binding it is refused like an amq.* name.
+#[tokio::test]
+async fn the_mqtt_memberships_exchange_is_off_limits_with_403() {
+    let broker = TestBroker::start().await;
+    let conn = broker.connect().await;
+    let reserved = "mqtt.shared-memberships";
+    let ch = channel(&conn).await;
+    let err = within(
+        "exchange.declare",
+        ch.exchange_declare(
+            reserved.into(),
+            lapin::ExchangeKind::Fanout,
+            ExchangeDeclareOptions::default(),
+            FieldTable::default(),
+        ),
+    )
+    .await
+    .expect_err("declare refused");
+    assert_eq!(reply_code(&err), Some(403), "{err}");
+    let ch = channel(&conn).await;
+    let err = within(
+        "exchange.delete",
+        ch.exchange_delete(reserved.into(), ExchangeDeleteOptions::default()),
+    )
+    .await
+    .expect_err("delete refused");
+    assert_eq!(reply_code(&err), Some(403), "{err}");
+    let ch = channel(&conn).await;
+    within(
+        "queue.declare",
+        ch.queue_declare(
+            "mine".into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        ),
+    )
+    .await
+    .expect("declare mine");
+    let err = within(
+        "queue.bind",
+        ch.queue_bind(
+            "mine".into(),
+            reserved.into(),
+            "$share/g/t".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        ),
+    )
+    .await
+    .expect_err("bind refused");
+    assert_eq!(reply_code(&err), Some(403), "{err}");
+    assert_connection_usable(&conn).await;
+}
+
 #[tokio::test]
 async fn declaring_an_amq_prefixed_queue_is_403() {
     let broker = TestBroker::start().await;

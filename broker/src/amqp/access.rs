@@ -56,6 +56,11 @@ impl Conn {
             Resource::Exchange => exchange_resource(name),
             Resource::Queue => name,
         };
+        if matches!(kind, Resource::Exchange) && name == crate::core::ops::MQTT_MEMBERSHIPS_EXCHANGE
+        {
+            // The broker's own bookkeeping of MQTT sessions: nobody's to configure or bind.
+            return Err(refused(kind, self.vhost_name(), resource, &self.user));
+        }
         match self.current_permission() {
             Some(p) if p.allows(access, resource) => Ok(()),
             _ => Err(refused(kind, self.vhost_name(), resource, &self.user)),

@@ -30,6 +30,12 @@ pub enum UserOpError {
 /// with queue logs, so no queue may take this name (its log would be the retained one).
 pub const MQTT_RETAINED_LOG: &str = "$mqtt/retained";
 
+/// Internal exchange whose bindings record the shared-subscription memberships of persistent
+/// MQTT sessions (see `mqtt::shared_groups`). Clients may not declare, delete or bind it:
+/// a deleted or re-typed one would lose every session's memberships, and a binding made by
+/// hand would enrol a session in a group or keep a group queue alive forever.
+pub const MQTT_MEMBERSHIPS_EXCHANGE: &str = "mqtt.shared-memberships";
+
 /// Arguments of a queue declaration.
 #[derive(Debug, Clone, Default)]
 pub struct QueueDeclare {
@@ -494,7 +500,7 @@ impl Core {
         if name.is_empty() {
             return Err(default_exchange_refused());
         }
-        if name.starts_with("amq.") {
+        if name.starts_with("amq.") || name == MQTT_MEMBERSHIPS_EXCHANGE {
             return Err(AmqpError::access_refused(format!(
                 "deletion of system exchange '{name}' is not allowed"
             )));

@@ -25,8 +25,9 @@ use crate::error::AmqpError;
 use crate::model::exchange::{Binding, Destination};
 
 /// Internal direct exchange whose bindings record shared memberships: routing key = group
-/// queue name, destination = the member's session queue. Internal, so no publish reaches it.
-pub const MEMBERSHIPS_EXCHANGE: &str = "mqtt.shared-memberships";
+/// queue name, destination = the member's session queue. Internal, so no publish reaches it;
+/// reserved, so no AMQP client binds, re-declares or deletes it.
+pub use crate::core::ops::MQTT_MEMBERSHIPS_EXCHANGE as MEMBERSHIPS_EXCHANGE;
 
 /// Queue argument marking a queue the MQTT front end made for a group, so that only those
 /// are ever deleted by it (an AMQP application may own a queue named `$share/…` itself).
