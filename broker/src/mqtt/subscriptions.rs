@@ -208,12 +208,19 @@ impl MqttConn {
         let Ok(tag) = ShortStr::new(name.as_str()) else {
             return self.failure(ReasonCode::QUOTA_EXCEEDED);
         };
-        if let Some(existing) = self.shared_subs.get_mut(&tag) {
-            existing.qos = qos;
-        } else if let Err(e) = self.join_group(shared, tag, qos).await {
-            tracing::warn!(client_id = %self.client_id, queue = %name, error = %e, "shared subscribe failed");
-            return self.failure(ReasonCode::UNSPECIFIED_ERROR);
-        }
+        let joined_now = match self.shared_subs.get_mut(&tag) {
+            Some(existing) => {
+                existing.qos = qos;
+                false
+            }
+            None => {
+                if let Err(e) = self.join_group(shared, tag, qos).await {
+                    tracing::warn!(client_id = %self.client_id, queue = %name, error = %e, "shared subscribe failed");
+                    return self.failure(ReasonCode::UNSPECIFIED_ERROR);
+                }
+                true
+            }
+        };
         if self.keep_session {
             let core = self.shared.core.clone();
             if let Err(e) =
@@ -221,10 +228,46 @@ impl MqttConn {
                     .await
             {
                 tracing::warn!(client_id = %self.client_id, queue = %name, error = %e, "cannot record the shared membership in the session");
+                // A refused subscription must not go on taking the group's messages.
+                if joined_now {
+                    self.leave_group(&name).await;
+                    shared_groups::release(&core, &self.vhost, self.id, &name).await;
+                }
                 return self.failure(ReasonCode::UNSPECIFIED_ERROR);
             }
         }
         ReasonCode::granted(qos)
+    }
+
+    /// Stops consuming the group queue `name` as a member, if this connection is one, and
+    /// hands what it had in flight back to the rest of the group. Whether it was a member.
+    async fn leave_group(&mut self, name: &str) -> bool {
+        let Some(sub) = ShortStr::new(name)
+            .ok()
+            .and_then(|tag| self.shared_subs.remove(&tag))
+        else {
+            return false;
+        };
+        // Requeues what this member had in flight, for the rest of the group.
+        let _ = sub
+            .queue
+            .send(QueueCmd::ChannelClosed { owner: self.owner })
+            .await;
+        let gone: Vec<_> = self
+            .outbound
+            .iter()
+            .filter(|(_, o)| {
+                o.source
+                    .as_ref()
+                    .is_some_and(|(q, _)| q.id() == sub.queue.id())
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.outbound.remove(&id);
+            self.ids.release(id);
+        }
+        true
     }
 
     /// Opens the group's queue and consumes it as member `tag`. Tried twice: the last member
@@ -282,30 +325,7 @@ impl MqttConn {
             let found = match filter.shared() {
                 Ok(Some(shared)) => {
                     let name = shared_groups::queue_name(&shared);
-                    let joined = ShortStr::new(name.as_str())
-                        .ok()
-                        .and_then(|tag| self.shared_subs.remove(&tag));
-                    if let Some(sub) = &joined {
-                        // Requeues what this member had in flight, for the rest of the group.
-                        let _ = sub
-                            .queue
-                            .send(QueueCmd::ChannelClosed { owner: self.owner })
-                            .await;
-                        let gone: Vec<_> = self
-                            .outbound
-                            .iter()
-                            .filter(|(_, o)| {
-                                o.source
-                                    .as_ref()
-                                    .is_some_and(|(q, _)| q.id() == sub.queue.id())
-                            })
-                            .map(|(id, _)| *id)
-                            .collect();
-                        for id in gone {
-                            self.outbound.remove(&id);
-                            self.ids.release(id);
-                        }
-                    }
+                    let joined = self.leave_group(&name).await;
                     // Also a membership this connection could not re-join (its group queue
                     // was unavailable) is the session's to end.
                     let core = self.shared.core.clone();
@@ -317,7 +337,7 @@ impl MqttConn {
                         &name,
                     )
                     .await;
-                    let found = joined.is_some() || recorded;
+                    let found = joined || recorded;
                     if found {
                         shared_groups::release(&core, &self.vhost, self.id, &name).await;
                     }
