@@ -24,6 +24,9 @@ pub enum UserOpError {
     /// It could not be stored.
     #[error("{0}")]
     Storage(#[from] AmqpError),
+    /// The vhost it names does not exist (any more).
+    #[error("no vhost '{0}'")]
+    NoVhost(String),
 }
 
 /// Storage name of each vhost's MQTT retained-message log. It shares the storage namespace
@@ -633,6 +636,11 @@ impl Core {
         permission: Permission,
     ) -> Result<(), UserOpError> {
         let _guard = self.write_lock.lock().await;
+        // Checked under the write lock: a grant must not outlive a vhost deleted meanwhile
+        // (it would silently apply to a later vhost of the same name).
+        if self.vhost(vhost).is_none() {
+            return Err(UserOpError::NoVhost(vhost.to_string()));
+        }
         self.access.set_permission(user, vhost, permission)?;
         Ok(self.persist_definitions().await?)
     }
@@ -666,8 +674,11 @@ impl Core {
             tags: vec!["administrator".into()],
         })
         .await?;
-        self.set_permission(name, DEFAULT_VHOST, Permission::all())
-            .await?;
+        // An operator may have deleted "/": the user is still created, with no vhost.
+        if self.vhost(DEFAULT_VHOST).is_some() {
+            self.set_permission(name, DEFAULT_VHOST, Permission::all())
+                .await?;
+        }
         Ok(true)
     }
 
@@ -862,6 +873,30 @@ mod tests {
     fn stored_names(store: &dyn Storage) -> Vec<String> {
         let defs = store.load_definitions().expect("definitions");
         defs.queues.into_iter().map(|q| q.name).collect()
+    }
+
+    #[tokio::test]
+    async fn permissions_need_their_vhost_to_exist() {
+        let core = Core::new(Arc::new(storage::MemoryStorage::new()), u64::MAX);
+        core.recover().expect("recover");
+        core.ensure_default_user("guest", "guest")
+            .await
+            .expect("default user");
+        let all = crate::core::access::Permission::all();
+        let refused = core.set_permission("guest", "nowhere", all.clone()).await;
+        assert!(
+            matches!(&refused, Err(super::UserOpError::NoVhost(v)) if v == "nowhere"),
+            "{refused:?}"
+        );
+        assert!(
+            core.access
+                .permissions()
+                .iter()
+                .all(|(_, v, _)| v != "nowhere")
+        );
+        core.set_permission("guest", DEFAULT_VHOST, all)
+            .await
+            .expect("an existing vhost");
     }
 
     #[tokio::test]

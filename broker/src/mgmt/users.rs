@@ -17,6 +17,7 @@ impl From<UserOpError> for ApiError {
         match e {
             UserOpError::Invalid(e) => ApiError::bad_request(e.to_string()),
             UserOpError::Storage(e) => ApiError::internal(e.to_string()),
+            UserOpError::NoVhost(_) => ApiError::not_found(e.to_string()),
         }
     }
 }
