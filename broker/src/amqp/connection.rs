@@ -173,7 +173,13 @@ pub(crate) async fn serve_transport(
                 client_name: conn.client_name.clone(),
                 io: conn.io.clone(),
             };
-            conn.registered = Some(conn.core.connections.register(conn.id, meta));
+            let registered = conn.core.connections.register(conn.id, meta);
+            if let Some(v) = conn.vhost.as_ref().filter(|v| !conn.core.vhost_is_live(v)) {
+                registered
+                    .info()
+                    .close(format!("vhost '{}' is deleted", v.name()));
+            }
+            conn.registered = Some(registered);
             conn.run(&mut reader, rx).await;
         }
         Err(HandshakeEnd::Error(e)) => {

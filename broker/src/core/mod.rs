@@ -165,6 +165,16 @@ impl Core {
         map.get(name).cloned()
     }
 
+    /// Whether `v` is still the live vhost of its name: false once it was deleted, even if a
+    /// new vhost of that name exists. A connection checks this right after registering:
+    /// `delete_vhost` removes the vhost and then closes the connections registered in it, so
+    /// one that looked the vhost up before the removal and registered after the closing
+    /// would otherwise stay open on a dead topology.
+    pub fn vhost_is_live(&self, v: &Arc<Vhost>) -> bool {
+        self.vhost(v.name())
+            .is_some_and(|live| Arc::ptr_eq(&live, v))
+    }
+
     /// Every vhost, by name.
     pub fn vhosts(&self) -> Vec<Arc<Vhost>> {
         let map = match self.vhosts.read() {

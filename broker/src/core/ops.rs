@@ -876,6 +876,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_deleted_vhost_is_not_live_even_when_its_name_is_reused() {
+        use crate::core::vhost::VhostMeta;
+        let core = Core::new(Arc::new(storage::MemoryStorage::new()), u64::MAX);
+        core.recover().expect("recover");
+        core.put_vhost("a", VhostMeta::default()).await.expect("a");
+        let old = core.vhost("a").expect("a exists");
+        assert!(core.vhost_is_live(&old));
+        assert!(core.delete_vhost("a").await.expect("delete"));
+        assert!(!core.vhost_is_live(&old));
+        core.put_vhost("a", VhostMeta::default())
+            .await
+            .expect("a again");
+        assert!(
+            !core.vhost_is_live(&old),
+            "a connection holding the old one must close"
+        );
+        assert!(core.vhost_is_live(&core.vhost("a").expect("new a")));
+    }
+
+    #[tokio::test]
     async fn permissions_need_their_vhost_to_exist() {
         let core = Core::new(Arc::new(storage::MemoryStorage::new()), u64::MAX);
         core.recover().expect("recover");

@@ -265,7 +265,14 @@ async fn handshake(
         io: conn.io.clone(),
     };
     let core = conn.shared.core.clone();
-    conn.registered = Some(core.connections.register(conn.id, meta));
+    let registered = core.connections.register(conn.id, meta);
+    // See `Core::vhost_is_live`: a vhost deleted during the handshake closes us here.
+    if let Some(v) = conn.vhost_ref.as_ref().filter(|v| !core.vhost_is_live(v)) {
+        registered
+            .info()
+            .close(format!("vhost '{}' is deleted", v.name()));
+    }
+    conn.registered = Some(registered);
     Some((conn, reader, rx))
 }
 
