@@ -213,17 +213,6 @@ pub fn decode(buf: &[u8], pos: &RecordPos) -> Result<StoredMessage, StorageError
     codec::decode_value(pos.seq, bytes::Bytes::copy_from_slice(payload))
 }
 
-/// Decodes the record at `pos` of `buf` without copying: properties and body
-/// are slices of `buf`. For messages paged in to be delivered soon, where
-/// pinning the read buffer for a while is cheaper than a copy per message.
-pub fn decode_shared(buf: &bytes::Bytes, pos: &RecordPos) -> Result<StoredMessage, StorageError> {
-    let range = pos
-        .payload()
-        .filter(|r| r.end <= buf.len())
-        .ok_or_else(|| out_of_buffer(pos))?;
-    codec::decode_value(pos.seq, buf.slice(range))
-}
-
 fn out_of_buffer(pos: &RecordPos) -> StorageError {
     StorageError::Corrupt(format!("message {}: record out of file", pos.seq))
 }

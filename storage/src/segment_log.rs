@@ -472,8 +472,10 @@ impl QueueLog {
                 .map_err(|_| StorageError::Corrupt(format!("read of {} bytes", end - start)))?;
             let mut buf = vec![0u8; len];
             reader.read_exact_at(&mut buf, start).map_err(io(&path))?;
-            // Messages are slices of one buffer per read: no copy per message.
-            let buf = bytes::Bytes::from(buf);
+            // Each message gets its own copy of its record: one small memcpy, where slices
+            // of the shared read buffer would let one long-unacknowledged message pin the
+            // whole span (up to READ_SPAN, dead records included) out of the memory gauge's
+            // sight.
             for &(_, k) in &found[i..j] {
                 let mut pos = seg.records[k];
                 pos.offset -= start;
@@ -483,7 +485,7 @@ impl QueueLog {
                     damaged(&path, &seg.records[k]);
                     continue;
                 }
-                out.push(record::decode_shared(&buf, &pos)?);
+                out.push(record::decode(&buf, &pos)?);
             }
             i = j;
         }
