@@ -383,7 +383,7 @@ fn definitions_round_trip<S: Storage>(s: &S) -> Definitions {
             write: ".*".into(),
             read: String::new(),
         }],
-        vhosts: Vec::new(),
+        vhosts: Some(Vec::new()),
     };
     s.put_definitions(&full).expect("put_definitions");
     assert_eq!(

@@ -65,9 +65,11 @@ pub struct Definitions {
     /// Permissions of users in vhosts (absent in older snapshots).
     #[serde(default)]
     pub permissions: Vec<PermissionDef>,
-    /// Virtual hosts (absent in snapshots written before vhosts existed: those had only `/`).
+    /// Virtual hosts. `None` in snapshots written before vhosts existed (those had only `/`)
+    /// and on a fresh data dir; `Some` of an empty list once an operator deleted every vhost,
+    /// which a restart must not undo.
     #[serde(default)]
-    pub vhosts: Vec<VhostDef>,
+    pub vhosts: Option<Vec<VhostDef>>,
 }
 
 /// A virtual host: its own exchanges, queues and permissions.

@@ -139,10 +139,12 @@ impl Core {
     /// Everything durable the broker knows now, as storage keeps it.
     fn definitions_snapshot(&self) -> storage::Definitions {
         let mut defs = storage::Definitions::default();
+        let mut vhosts = Vec::new();
         for v in self.vhosts() {
             v.topology().definitions(v.name(), &mut defs);
-            defs.vhosts.push(v.definition());
+            vhosts.push(v.definition());
         }
+        defs.vhosts = Some(vhosts);
         (defs.users, defs.permissions) = self.access.definitions();
         defs
     }
@@ -746,22 +748,22 @@ impl Core {
     pub fn recover(self: &Arc<Core>) -> Result<RecoveryStats, storage::StorageError> {
         let defs = self.storage().load_definitions()?;
         self.access.load(&defs.users, &defs.permissions);
-        // The stored vhosts; none on a fresh data dir or in snapshots written before vhosts
-        // existed, which means `/` alone. A vhost a stored object names exists too.
-        let mut metas: std::collections::BTreeMap<String, VhostMeta> = defs
-            .vhosts
-            .iter()
-            .map(|v| {
-                let meta = VhostMeta {
-                    description: v.description.clone(),
-                    tags: v.tags.clone(),
-                };
-                (v.name.clone(), meta)
-            })
-            .collect();
-        if metas.is_empty() {
-            metas.insert(DEFAULT_VHOST.to_string(), VhostMeta::default());
-        }
+        // The stored vhosts. None on a fresh data dir or in snapshots written before vhosts
+        // existed, which means `/` alone; an empty list means an operator deleted them all.
+        // A vhost a stored object names exists too.
+        let mut metas: std::collections::BTreeMap<String, VhostMeta> = match &defs.vhosts {
+            None => [(DEFAULT_VHOST.to_string(), VhostMeta::default())].into(),
+            Some(stored) => stored
+                .iter()
+                .map(|v| {
+                    let meta = VhostMeta {
+                        description: v.description.clone(),
+                        tags: v.tags.clone(),
+                    };
+                    (v.name.clone(), meta)
+                })
+                .collect(),
+        };
         let named = defs.queues.iter().map(|q| &q.vhost);
         let named = named.chain(defs.exchanges.iter().map(|x| &x.vhost));
         for vhost in named.chain(defs.bindings.iter().map(|b| &b.vhost)) {

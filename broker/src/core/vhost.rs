@@ -125,11 +125,11 @@ mod tests {
         // A snapshot that lists its vhosts: "/" deleted stays deleted.
         let store = Arc::new(storage::MemoryStorage::new());
         let defs = storage::Definitions {
-            vhosts: vec![storage::VhostDef {
+            vhosts: Some(vec![storage::VhostDef {
                 name: "only".into(),
                 description: "d".into(),
                 tags: vec!["t".into()],
-            }],
+            }]),
             ..storage::Definitions::default()
         };
         storage::Storage::put_definitions(store.as_ref(), &defs).expect("store");
@@ -143,5 +143,23 @@ mod tests {
             Some(vec!["t".to_string()])
         );
         core.shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn deleting_every_vhost_survives_a_restart() {
+        let store = Arc::new(storage::MemoryStorage::new());
+        let core = Core::new(store.clone(), u64::MAX);
+        core.recover().expect("recover a fresh store");
+        assert!(core.delete_vhost(DEFAULT_VHOST).await.expect("delete /"));
+        assert!(core.vhosts().is_empty());
+        core.shutdown.cancel();
+
+        let again = Core::new(store, u64::MAX);
+        again.recover().expect("recover");
+        assert!(
+            again.vhosts().is_empty(),
+            "a restart must not bring back a deleted /"
+        );
+        again.shutdown.cancel();
     }
 }
