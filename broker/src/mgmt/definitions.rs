@@ -294,8 +294,10 @@ fn import_user(u: &UserDef) -> Result<User, ApiError> {
 }
 
 /// `POST /api/definitions`: creates vhosts, then users and permissions, then declares
-/// exchanges, queues and bindings, with the same checks as clients get; stops at the first
-/// object that fails (400/403, naming it) with the ones before it in place. Users whose
+/// exchanges, queues and bindings, with the same checks as clients get. Vhost, user and
+/// permission entries are all checked before anything is applied, and an import that would
+/// leave no administrator is refused (400); a declare that fails stops the import (400/403,
+/// naming the object) with the ones before it in place. Users whose
 /// password hash this broker cannot verify are skipped (with their permissions) and listed.
 /// Answers what was applied and what was skipped.
 pub(crate) async fn import(
@@ -339,8 +341,26 @@ pub(crate) async fn import(
         })?;
         permissions.push((p, permission));
     }
-    for v in &defs.vhosts {
-        let meta = vhost_meta(v)?;
+    let vhosts = defs
+        .vhosts
+        .iter()
+        .map(|v| Ok((v, vhost_meta(v)?)))
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    // The users after the import: imported ones replace existing ones of the same name.
+    let administrators = core
+        .access
+        .users()
+        .into_iter()
+        .filter(|u| !users.iter().any(|i| i.name == u.name))
+        .chain(users.iter().cloned())
+        .filter(|u| u.has_tag("administrator"))
+        .count();
+    if administrators == 0 {
+        return Err(ApiError::bad_request(
+            "the import would leave no user tagged administrator (nobody could manage the broker)",
+        ));
+    }
+    for (v, meta) in vhosts {
         core.put_vhost(&v.name, meta)
             .await
             .map_err(|e| ApiError::bad_request(format!("vhost '{}': {e}", v.name)))?;

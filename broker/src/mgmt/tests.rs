@@ -551,6 +551,29 @@ async fn definitions_round_trip_into_a_fresh_core() {
         call(&b, "GET", "/api/users/admin", None).await.status,
         StatusCode::NOT_FOUND
     );
+    // An import that would strip the only administrator is refused before anything is
+    // applied: the vhost it also carries is not created.
+    let hash = crate::core::access::hash_password("guest").expect("hash");
+    let r = call(
+        &b,
+        "POST",
+        "/api/definitions",
+        Some(json!({
+            "vhosts": [{"name": "never"}],
+            "users": [{"name": "guest", "password_hash": hash, "hashing_algorithm": "argon2id", "tags": []}],
+        })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.text.contains("administrator"), "{}", r.text);
+    assert_eq!(
+        call(&b, "GET", "/api/vhosts/never", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        call(&b, "GET", "/api/users/guest", None).await.json["tags"],
+        json!(["administrator"])
+    );
     // An inequivalent object names itself.
     let r = call(
         &b,
