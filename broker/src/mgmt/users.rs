@@ -165,16 +165,20 @@ fn permission_json(user: &str, vhost: &str, p: &Permission) -> Value {
     })
 }
 
+/// The permissions `keep(user, vhost)` selects, as the API shows them.
+fn permissions_json(s: &MgmtState, keep: impl Fn(&str, &str) -> bool) -> Vec<Value> {
+    s.core
+        .access
+        .permissions()
+        .iter()
+        .filter(|(u, v, _)| keep(u, v))
+        .map(|(u, v, p)| permission_json(u, v, p))
+        .collect()
+}
+
 /// `GET /api/permissions`.
 pub(crate) async fn list_permissions(State(s): State<MgmtState>) -> Json<Vec<Value>> {
-    Json(
-        s.core
-            .access
-            .permissions()
-            .iter()
-            .map(|(u, v, p)| permission_json(u, v, p))
-            .collect(),
-    )
+    Json(permissions_json(&s, |_, _| true))
 }
 
 /// `GET /api/vhosts/{vhost}/permissions`: every user's permissions in one vhost (404 if
@@ -184,15 +188,7 @@ pub(crate) async fn vhost_permissions(
     Path(vhost): Path<String>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
     check_vhost(&s.core, &vhost)?;
-    Ok(Json(
-        s.core
-            .access
-            .permissions()
-            .iter()
-            .filter(|(_, v, _)| *v == vhost)
-            .map(|(u, v, p)| permission_json(u, v, p))
-            .collect(),
-    ))
+    Ok(Json(permissions_json(&s, |_, v| v == vhost)))
 }
 
 /// `GET /api/users/{name}/permissions`.
@@ -203,15 +199,7 @@ pub(crate) async fn user_permissions(
     if s.core.access.user(&name).is_none() {
         return Err(ApiError::not_found(format!("no user '{name}'")));
     }
-    Ok(Json(
-        s.core
-            .access
-            .permissions()
-            .iter()
-            .filter(|(u, _, _)| *u == name)
-            .map(|(u, v, p)| permission_json(u, v, p))
-            .collect(),
-    ))
+    Ok(Json(permissions_json(&s, |u, _| u == name)))
 }
 
 /// `GET /api/permissions/{vhost}/{user}`.
