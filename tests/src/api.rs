@@ -64,6 +64,12 @@ impl Api {
         self.request(Method::PUT, path, Some(body)).await.0
     }
 
+    /// `PUT path` with a JSON body, which must answer 201 Created.
+    pub async fn create(&self, path: &str, body: Value) {
+        let (status, answer) = self.request(Method::PUT, path, Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "PUT {path}: {answer}");
+    }
+
     /// `DELETE path`; the status.
     pub async fn delete(&self, path: &str) -> StatusCode {
         self.request(Method::DELETE, path, None).await.0

@@ -52,18 +52,12 @@ fn persistent() -> BasicProperties {
 async fn vhosts_are_separate_and_deleting_one_closes_its_connections() {
     let broker = TestBroker::start().await;
     let api = Api::new(&broker);
-    assert_eq!(
-        api.put("/api/vhosts/a", json!({})).await,
-        StatusCode::CREATED
-    );
-    assert_eq!(
-        api.put(
-            "/api/permissions/a/guest",
-            json!({"configure": ".*", "write": ".*", "read": ".*"})
-        )
-        .await,
-        StatusCode::CREATED
-    );
+    api.create("/api/vhosts/a", json!({})).await;
+    api.create(
+        "/api/permissions/a/guest",
+        json!({"configure": ".*", "write": ".*", "read": ".*"}),
+    )
+    .await;
 
     // The same queue name in "/" and in "a": two queues.
     let root = broker.connect().await;
@@ -139,10 +133,7 @@ async fn vhosts_are_separate_and_deleting_one_closes_its_connections() {
         "{perms}"
     );
     // Recreated, it starts empty: no queue, no permissions.
-    assert_eq!(
-        api.put("/api/vhosts/a", json!({})).await,
-        StatusCode::CREATED
-    );
+    api.create("/api/vhosts/a", json!({})).await;
     let err = open(&broker, "guest", "a")
         .await
         .expect_err("no permissions in the new a");
@@ -161,24 +152,15 @@ async fn connection_open_checks_that_the_vhost_exists_and_is_permitted() {
     assert!(err.to_string().contains("vhost nowhere not found"), "{err}");
 
     for vhost in ["a", "b"] {
-        assert_eq!(
-            api.put(&format!("/api/vhosts/{vhost}"), json!({})).await,
-            StatusCode::CREATED
-        );
+        api.create(&format!("/api/vhosts/{vhost}"), json!({})).await;
     }
-    assert_eq!(
-        api.put("/api/users/alice", json!({"password": "alice", "tags": ""}))
-            .await,
-        StatusCode::CREATED
-    );
-    assert_eq!(
-        api.put(
-            "/api/permissions/a/alice",
-            json!({"configure": ".*", "write": ".*", "read": ".*"})
-        )
-        .await,
-        StatusCode::CREATED
-    );
+    api.create("/api/users/alice", json!({"password": "alice", "tags": ""}))
+        .await;
+    api.create(
+        "/api/permissions/a/alice",
+        json!({"configure": ".*", "write": ".*", "read": ".*"}),
+    )
+    .await;
     let conn = open(&broker, "alice", "a").await.expect("alice in a");
     conn.close(200, "bye".into()).await.expect("close");
     let err = open(&broker, "alice", "b")
@@ -205,22 +187,16 @@ async fn connection_open_checks_that_the_vhost_exists_and_is_permitted() {
 async fn vhosts_and_their_durable_queues_survive_a_restart() {
     let mut broker = TestBroker::start().await;
     let api = Api::new(&broker);
-    assert_eq!(
-        api.put(
-            "/api/vhosts/keep",
-            json!({"description": "kept", "tags": ["t"]})
-        )
-        .await,
-        StatusCode::CREATED
-    );
-    assert_eq!(
-        api.put(
-            "/api/permissions/keep/guest",
-            json!({"configure": ".*", "write": ".*", "read": ".*"})
-        )
-        .await,
-        StatusCode::CREATED
-    );
+    api.create(
+        "/api/vhosts/keep",
+        json!({"description": "kept", "tags": ["t"]}),
+    )
+    .await;
+    api.create(
+        "/api/permissions/keep/guest",
+        json!({"configure": ".*", "write": ".*", "read": ".*"}),
+    )
+    .await;
     let conn = open(&broker, "guest", "keep").await.expect("open keep");
     let ch = confirm_channel(&conn).await;
     declare(&ch, "durable-q", true).await;
@@ -276,18 +252,12 @@ async fn vhosts_and_their_durable_queues_survive_a_restart() {
 async fn mqtt_user_name_selects_the_vhost() {
     let broker = TestBroker::start().await;
     let api = Api::new(&broker);
-    assert_eq!(
-        api.put("/api/vhosts/a", json!({})).await,
-        StatusCode::CREATED
-    );
-    assert_eq!(
-        api.put(
-            "/api/permissions/a/guest",
-            json!({"configure": ".*", "write": ".*", "read": ".*"})
-        )
-        .await,
-        StatusCode::CREATED
-    );
+    api.create("/api/vhosts/a", json!({})).await;
+    api.create(
+        "/api/permissions/a/guest",
+        json!({"configure": ".*", "write": ".*", "read": ".*"}),
+    )
+    .await;
     // AMQP consumers on amq.topic in "a" and in "/".
     let mut consumers = Vec::new();
     for vhost in ["a", "%2f"] {
@@ -397,18 +367,12 @@ async fn mqtt_user_name_selects_the_vhost() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     client.closed().await;
     watcher.closed().await;
-    assert_eq!(
-        api.put("/api/vhosts/a", json!({})).await,
-        StatusCode::CREATED
-    );
-    assert_eq!(
-        api.put(
-            "/api/permissions/a/guest",
-            json!({"configure": ".*", "write": ".*", "read": ".*"})
-        )
-        .await,
-        StatusCode::CREATED
-    );
+    api.create("/api/vhosts/a", json!({})).await;
+    api.create(
+        "/api/permissions/a/guest",
+        json!({"configure": ".*", "write": ".*", "read": ".*"}),
+    )
+    .await;
     let mut opts = v4_options(broker.mqtt_addr(), "watcher-2");
     opts.set_credentials("a:guest", "guest");
     let (mut fresh, _) = V4Client::connect(opts).await;
@@ -433,32 +397,20 @@ async fn mqtt_user_name_selects_the_vhost() {
 async fn definitions_round_trip_with_vhosts_users_and_permissions() {
     let source = TestBroker::start().await;
     let api = Api::new(&source);
-    assert_eq!(
-        api.put("/api/vhosts/shop", json!({"description": "the shop"}))
-            .await,
-        StatusCode::CREATED
-    );
-    assert_eq!(
-        api.put(
-            "/api/users/bob",
-            json!({"password": "bob", "tags": ["management"]})
-        )
-        .await,
-        StatusCode::CREATED
-    );
-    assert_eq!(
-        api.put(
-            "/api/permissions/shop/bob",
-            json!({"configure": "^orders", "write": ".*", "read": ".*"})
-        )
-        .await,
-        StatusCode::CREATED
-    );
-    assert_eq!(
-        api.put("/api/queues/shop/orders", json!({"durable": true}))
-            .await,
-        StatusCode::CREATED
-    );
+    api.create("/api/vhosts/shop", json!({"description": "the shop"}))
+        .await;
+    api.create(
+        "/api/users/bob",
+        json!({"password": "bob", "tags": ["management"]}),
+    )
+    .await;
+    api.create(
+        "/api/permissions/shop/bob",
+        json!({"configure": "^orders", "write": ".*", "read": ".*"}),
+    )
+    .await;
+    api.create("/api/queues/shop/orders", json!({"durable": true}))
+        .await;
     let (status, exported) = api
         .request(reqwest::Method::GET, "/api/definitions", None)
         .await;
