@@ -6,6 +6,8 @@
 //! ([`PublishTemplate`]) to a buffer, consumers cut incoming bytes with
 //! [`next_incoming`], which parses `basic.deliver` without allocating.
 
+use std::net::IpAddr;
+
 use bytes::{Buf, Bytes, BytesMut};
 use protocol_amqp::{
     BasicConsume, BasicProperties, BasicPublish, BasicQos, ChannelOpen, ConfirmSelect,
@@ -14,9 +16,9 @@ use protocol_amqp::{
     QueueDeclare, QueueDelete, ShortStr, encode_content, encode_method,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
+use crate::dial::dial;
 use crate::error::{Error, Result, io};
 use crate::stamp::{STAMP_LEN, Stamp};
 
@@ -135,10 +137,17 @@ impl AmqpConn {
     /// Connects, logs in with PLAIN, tunes (no heartbeats) and opens
     /// channel 1.
     pub async fn connect(addr: &str, login: &Login) -> Result<AmqpConn> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(io(format!("connect to {addr}")))?;
-        stream.set_nodelay(true).map_err(io("set TCP_NODELAY"))?;
+        Self::connect_from(addr, None, login).await
+    }
+
+    /// [`AmqpConn::connect`] from a chosen local address (see [`crate::dial`]:
+    /// spreading many connections over several source addresses).
+    pub async fn connect_from(
+        addr: &str,
+        source: Option<IpAddr>,
+        login: &Login,
+    ) -> Result<AmqpConn> {
+        let stream = dial(addr, source).await?;
         let (reader, writer) = stream.into_split();
         let mut conn = AmqpConn {
             reader,

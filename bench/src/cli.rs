@@ -2,6 +2,8 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::dial::SourceAddrs;
+
 /// Load generator for AMQP 0-9-1 and MQTT brokers.
 #[derive(Debug, Parser)]
 #[command(name = "loadgen", version, about)]
@@ -193,6 +195,14 @@ pub struct ConnOpts {
     /// Seconds to hold the connections open before measuring.
     #[arg(long, default_value_t = 3.0)]
     pub hold: f64,
+    /// Local addresses to connect from, round-robin: comma-separated
+    /// addresses or IPv4 ranges, e.g. `127.0.0.1-127.0.0.8`. Each source
+    /// address has its own ~28k ephemeral ports
+    /// (/proc/sys/net/ipv4/ip_local_port_range) towards one broker address,
+    /// so more than ~28,000 connections need several; loopback answers on
+    /// all of 127.0.0.0/8. Default: let the kernel choose (one address).
+    #[arg(long, value_name = "ADDRS")]
+    pub source_addrs: Option<SourceAddrs>,
     /// AMQP user / MQTT user name (MQTT: none by default).
     #[arg(long)]
     pub user: Option<String>,

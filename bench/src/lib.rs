@@ -10,6 +10,8 @@
 //!
 //! # Layout
 //! - [`cli`]: the command line (clap), one options struct per scenario.
+//! - [`dial`]: opening TCP connections, optionally from chosen source
+//!   addresses (`--source-addrs`).
 //! - [`amqp`]: the AMQP client (handshake, declare, publish template,
 //!   delivery parsing).
 //! - [`mqtt`]: the MQTT client (CONNECT, SUBSCRIBE, publish template,
@@ -25,6 +27,7 @@
 
 pub mod amqp;
 pub mod cli;
+pub mod dial;
 pub mod error;
 pub mod mqtt;
 pub mod null_sink;

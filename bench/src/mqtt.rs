@@ -2,6 +2,7 @@
 //! `protocol-mqtt`; PUBLISH is pre-encoded once ([`PublishTemplate`]) and
 //! parsed without allocating on the receive side ([`next_incoming`]).
 
+use std::net::IpAddr;
 use std::num::NonZeroU16;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -10,9 +11,9 @@ use protocol_mqtt::{
     TopicFilter, TopicName, decode, encode,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
+use crate::dial::dial;
 use crate::error::{Error, Result, io};
 use crate::stamp::{STAMP_LEN, Stamp};
 
@@ -179,10 +180,17 @@ impl MqttConn {
     /// [`KEEP_ALIVE`] seconds (some brokers refuse 0) and no PINGREQ is ever
     /// sent, so runs must stay shorter than that.
     pub async fn connect(addr: &str, opts: &ConnectOpts) -> Result<MqttConn> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(io(format!("connect to {addr}")))?;
-        stream.set_nodelay(true).map_err(io("set TCP_NODELAY"))?;
+        Self::connect_from(addr, None, opts).await
+    }
+
+    /// [`MqttConn::connect`] from a chosen local address (see [`crate::dial`]:
+    /// spreading many connections over several source addresses).
+    pub async fn connect_from(
+        addr: &str,
+        source: Option<IpAddr>,
+        opts: &ConnectOpts,
+    ) -> Result<MqttConn> {
+        let stream = dial(addr, source).await?;
         let (reader, writer) = stream.into_split();
         let mut conn = MqttConn {
             reader,

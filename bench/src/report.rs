@@ -57,6 +57,12 @@ pub struct ConnReport {
     pub tcp_mem_pages_before: Option<u64>,
     /// Kernel TCP memory after.
     pub tcp_mem_pages_after: Option<u64>,
+    /// The generator's own open-file limit after raising it (`None`: could
+    /// not be read); below the count + a margin, connections fail here, not
+    /// in the broker.
+    pub nofile_limit: Option<u64>,
+    /// `--source-addrs` as given (first..last (count)), if given.
+    pub source_addrs: Option<String>,
     /// The first error, if any failed.
     pub first_error: Option<String>,
 }
@@ -158,6 +164,12 @@ impl fmt::Display for Report {
             }
             if let (Some(b), Some(a)) = (c.tcp_mem_pages_before, c.tcp_mem_pages_after) {
                 writeln!(f, "kernel TCP  {b} -> {a} pages (/proc/net/sockstat)")?;
+            }
+            if let Some(a) = &c.source_addrs {
+                writeln!(f, "from        {a}")?;
+            }
+            if let Some(l) = c.nofile_limit {
+                writeln!(f, "fd limit    {l} (loadgen's own)")?;
             }
             if let Some(e) = &c.first_error {
                 writeln!(f, "first error {e}")?;

@@ -125,3 +125,36 @@ async fn null_sink_takes_publishes_and_confirms() {
         .expect("mqtt against the sink");
     assert_eq!((r.sent, r.confirmed), (5000, Some(5000)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_spread_over_source_addresses_all_open() {
+    let (broker, _dir) = broker().await;
+    for (protocol, addr) in [
+        ("mqtt", broker.mqtt_addr().to_string()),
+        ("amqp", broker.amqp_addr().to_string()),
+    ] {
+        let Command::Conns(opts) = cli(&[
+            "conns",
+            "--protocol",
+            protocol,
+            "--addr",
+            &addr,
+            "--count",
+            "40",
+            "--rate",
+            "2000",
+            "--hold",
+            "0",
+            "--source-addrs",
+            "127.0.0.1-127.0.0.3,127.0.0.7",
+            "--quiet",
+        ]) else {
+            unreachable!()
+        };
+        let r = scenario::conns::run(&opts).await.expect("scenario runs");
+        let c = r.conns.expect("a connection report");
+        assert_eq!((c.succeeded, c.failed), (40, 0), "{protocol}: {c:?}");
+        assert_eq!(c.source_addrs.as_deref(), Some("127.0.0.1..127.0.0.7 (4)"));
+    }
+    broker.shutdown().await;
+}

@@ -1,5 +1,9 @@
 //! `loadgen conns`: open N idle connections at a given rate, hold them, and
 //! read the broker's VmRSS before and after (`--pid`).
+//!
+//! Each connection takes one descriptor here and one in the broker, and one
+//! ephemeral port of its source address: past ~28k connections on loopback,
+//! `--source-addrs` spreads them over several (see [`crate::dial`]).
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +15,9 @@ use crate::error::{Error, Result, io};
 use crate::mqtt::{ConnectOpts, MqttConn};
 use crate::report::{ConnReport, Report};
 use crate::scenario::run_id;
+
+/// Descriptors beyond one per connection (runtime, stdio, /proc reads).
+const NOFILE_MARGIN: u64 = 256;
 
 /// How long one handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -50,6 +57,7 @@ pub fn tcp_mem_pages() -> Option<u64> {
 }
 
 async fn open(opts: &ConnOpts, run: u32, i: u32) -> Result<Held> {
+    let source = opts.source_addrs.as_ref().map(|a| a.pick(i));
     match opts.protocol {
         Protocol::Amqp => {
             let login = Login {
@@ -57,7 +65,9 @@ async fn open(opts: &ConnOpts, run: u32, i: u32) -> Result<Held> {
                 password: opts.password.clone().unwrap_or_else(|| "guest".into()),
                 vhost: "/".into(),
             };
-            Ok(Held::Amqp(AmqpConn::connect(&opts.addr, &login).await?))
+            Ok(Held::Amqp(
+                AmqpConn::connect_from(&opts.addr, source, &login).await?,
+            ))
         }
         Protocol::Mqtt => {
             let c = ConnectOpts {
@@ -67,16 +77,27 @@ async fn open(opts: &ConnOpts, run: u32, i: u32) -> Result<Held> {
                 user: opts.user.clone(),
                 password: opts.password.clone(),
             };
-            Ok(Held::Mqtt(MqttConn::connect(&opts.addr, &c).await?))
+            Ok(Held::Mqtt(
+                MqttConn::connect_from(&opts.addr, source, &c).await?,
+            ))
         }
     }
 }
 
 /// Runs the scenario and reports.
 pub async fn run(opts: &ConnOpts) -> Result<Report> {
-    // Two descriptors per connection would be plenty; the broker side is
-    // the broker's business (compare.sh raises its limit).
-    let _ = rlimit::increase_nofile_limit(u64::from(opts.count) + 1024);
+    // One descriptor per connection plus the runtime's own; the broker side
+    // is the broker's business. The soft limit can only rise to the hard
+    // one: say so up front rather than as thousands of EMFILE failures.
+    let wanted = u64::from(opts.count) + NOFILE_MARGIN;
+    let nofile_limit = rlimit::increase_nofile_limit(wanted).ok();
+    if let Some(limit) = nofile_limit.filter(|&l| l < wanted) {
+        eprintln!(
+            "loadgen: open file limit {limit} (hard) is below the {wanted} that {} connections need; \
+             raise it (ulimit -Hn, as root) or expect failures",
+            opts.count
+        );
+    }
     let rss_before = opts.pid.map(vm_rss_kib).transpose()?;
     let tcp_before = tcp_mem_pages();
     let run = run_id();
@@ -149,6 +170,8 @@ pub async fn run(opts: &ConnOpts) -> Result<Report> {
             per_conn_kib,
             tcp_mem_pages_before: tcp_before,
             tcp_mem_pages_after: tcp_after,
+            nofile_limit,
+            source_addrs: opts.source_addrs.as_ref().map(ToString::to_string),
             first_error,
         }),
         ..Report::default()
