@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Turns the JSON reports compare.sh collected into a Markdown table (stdout).
 
-usage: compare_table.py RESULTS_DIR DURATION CONNS BACKLOG_COUNT LATENCY_RATE PIN
+usage: compare_table.py RESULTS_DIR DURATION CONNS BACKLOG_COUNT LATENCY_RATE PIN [MAX_CONNS AMQP_CONNS]
+
+A report {"skipped": "why"} shows as a "–" cell with a numbered footnote under the table.
 """
 import json
 import os
 import sys
 
 results, duration, conns, backlog, latency_rate, pin = sys.argv[1:7]
+max_conns = sys.argv[7] if len(sys.argv) > 7 else "50000"
+amqp_conns = sys.argv[8] if len(sys.argv) > 8 else "2000"
 BROKERS = [("ours", "ours"), ("rabbitmq", "RabbitMQ"), ("mosquitto", "Mosquitto"), ("rumqttd", "rumqttd")]
 
 
@@ -56,6 +60,10 @@ def p(q):
     return get
 
 
+def per_conn(r):
+    return (r.get("conns") or {}).get("per_conn_kib")
+
+
 # (report name, label, value getter, unit, higher is better, show delivery notes)
 ROWS = [
     ("amqp_transient", "AMQP transient 1→1, 100 B", recv_rate, "msg/s", True, True),
@@ -68,13 +76,36 @@ ROWS = [
     ("mqtt_qos0_latency", f"MQTT QoS 0 1→1, 100 B at {int(latency_rate):,} msg/s: p99", p("p99"), "ms", False, True),
     ("mqtt_qos1", "MQTT QoS 1 1→1, 100 B", recv_rate, "msg/s", True, True),
     ("mqtt_fanout", "MQTT fan-out 1→50, QoS 0, 100 B", recv_rate, "deliveries/s", True, True),
-    ("mqtt_idle", f"{int(conns):,} idle MQTT connections: broker RSS per connection",
-     lambda r: (r.get("conns") or {}).get("per_conn_kib"), "KiB", False, False),
+    ("mqtt_idle", f"{int(conns):,} idle MQTT connections: broker RSS per connection", per_conn, "KiB", False, False),
+    ("mqtt_idle_max", f"{int(max_conns):,} idle MQTT connections: how many were held",
+     lambda r: (r.get("conns") or {}).get("succeeded"), "connections", True, False),
+    ("mqtt_idle_max", "  … broker RSS per connection", per_conn, "KiB", False, False),
+    ("amqp_idle", f"{int(amqp_conns):,} idle AMQP connections: broker RSS per connection", per_conn, "KiB", False, False),
     ("backlog_fill", f"Backlog: publish {int(backlog):,} persistent 1 KiB msgs (confirms, no consumer)",
      lambda r: r.get("send_rate"), "msg/s", True, False),
     ("backlog_rss", "Backlog: broker RSS holding them", lambda r: r.get("rss_kib", 0) / 1024.0, "MiB", False, False),
+    ("backlog_restart", "Backlog: restart (SIGTERM, start) until the AMQP port accepts",
+     lambda r: r.get("restart_secs"), "s", False, False),
     ("backlog_drain", "Backlog: drain with 1 consumer", recv_rate, "msg/s", True, True),
 ]
+
+
+FOOTNOTES = []   # (broker label, row label, why) of skipped cells, numbered in order
+
+
+def skipped(label, row, why):
+    key = (label, row.strip(" …"), why)
+    if key not in FOOTNOTES:
+        FOOTNOTES.append(key)
+    return f"– ({FOOTNOTES.index(key) + 1})"
+
+
+def number(v, unit):
+    if unit == "connections":
+        return f"{v:,.0f}"
+    if unit in ("ms", "KiB", "MiB", "s"):
+        return f"{v:.2f}" if v < 10 else f"{v:.0f}" if v >= 100 else f"{v:.1f}"
+    return human(v)
 
 
 def cell(r, get, unit, notes_on):
@@ -85,7 +116,7 @@ def cell(r, get, unit, notes_on):
     v = get(r)
     if v is None:
         return "–", None
-    text = human(v) if unit not in ("ms", "KiB", "MiB") else (f"{v:.2f}" if v < 10 else f"{v:.0f}" if v >= 100 else f"{v:.1f}")
+    text = number(v, unit)
     notes = delivery_notes(r) if notes_on else []
     if r.get("balance_pct") is not None and notes_on:
         notes.append(f"balance ±{r['balance_pct']:.0f}%")
@@ -104,8 +135,12 @@ print("| " + " | ".join(head) + " |")
 print("|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|")
 for name, label, get, unit, higher, notes_on in ROWS:
     cells, values = [], {}
-    for key, _ in present:
-        text, v = cell(load(key, name), get, unit, notes_on)
+    for key, blabel in present:
+        r = load(key, name)
+        if r is not None and "skipped" in r:
+            cells.append(skipped(blabel, label, r["skipped"]))
+            continue
+        text, v = cell(r, get, unit, notes_on)
         cells.append(text)
         if v is not None:
             values[key] = v
@@ -120,6 +155,20 @@ for name, label, get, unit, higher, notes_on in ROWS:
     print(f"| {label} | {unit} ({'higher' if higher else 'lower'} is better) | " + " | ".join(cells) + f" | {ratio} |")
 
 print()
+for i, (blabel, row, why) in enumerate(FOOTNOTES, 1):
+    print(f"({i}) {blabel}, {row}: {why}.")
+# The most-connections row can only hold what the open file limits allow (one descriptor per
+# connection in the broker and one in loadgen); say which limit it met.
+for key, blabel in present:
+    r = load(key, "mqtt_idle_max") or {}
+    c = r.get("conns") or {}
+    if c and c.get("failed"):
+        lim = load(key, "mqtt_idle_max.limits") or {}
+        print(f"{blabel} held {c.get('succeeded', 0):,} of {c.get('attempted', 0):,} connections: "
+              f"open file limit {lim.get('broker_nofile', '?')} in the broker, {c.get('nofile_limit', '?')} in loadgen "
+              f"(first error: {c.get('first_error') or '?'}).")
+if FOOTNOTES or any((load(k, "mqtt_idle_max") or {}).get("conns", {}).get("failed") for k, _ in present):
+    print()
 versions = []
 for key, label in present:
     path = os.path.join(results, f"{key}.version")
@@ -139,3 +188,44 @@ if versions:
     print("Versions: " + "; ".join(versions) + ".")
 if cpu:
     print("Broker CPU time over the whole matrix: " + ", ".join(cpu) + ".")
+
+# Broker CPU time (user + system, /proc/PID/stat) during each throughput run, per million
+# messages: deliveries at the consumers, or messages published where there is no consumer.
+CPU_ROWS = [
+    ("amqp_transient", "AMQP transient 1→1, 100 B"),
+    ("amqp_persistent", "AMQP persistent + confirms 1→1, 1 KiB"),
+    ("amqp_competing", "AMQP 2 producers → 4 competing consumers, persistent"),
+    ("mqtt_qos0", "MQTT QoS 0 1→1, 100 B"),
+    ("mqtt_qos1", "MQTT QoS 1 1→1, 100 B"),
+    ("mqtt_fanout", "MQTT fan-out 1→50, QoS 0 (per million deliveries)"),
+    ("backlog_fill", "Backlog: publish (per million published)"),
+    ("backlog_drain", "Backlog: drain"),
+]
+
+
+def cpu_per_million(key, name):
+    r, c = load(key, name), load(key, name + ".cpu")
+    if not r or "error" in r or not c or c.get("cpu_secs") is None:
+        return None
+    n = r.get("received") or r.get("sent")
+    return c["cpu_secs"] / n * 1e6 if n else None
+
+
+lines = []
+for name, label in CPU_ROWS:
+    values = {key: cpu_per_million(key, name) for key, _ in present}
+    if all(v is None for v in values.values()):
+        continue
+    peers = [v for k, v in values.items() if k != "ours" and v]
+    ratio = f"{values['ours'] / min(peers):.2f}×" if values.get("ours") and peers else "–"
+    cells = [f"{v:.2f}" if v is not None else "–" for v in values.values()]
+    lines.append(f"| {label} | " + " | ".join(cells) + f" | {ratio} |")
+if lines:
+    print()
+    print("Broker CPU-seconds per million messages (lower is better; user + system time of the broker "
+          "process during the run, so idle waits cost nothing):")
+    print()
+    print("| scenario | " + " | ".join(label for _, label in present) + " | ours ÷ best peer |")
+    print("|---|" + "|".join(["---:"] * (len(present) + 1)) + "|")
+    for line in lines:
+        print(line)
