@@ -6,7 +6,9 @@
 //! default) per source address when the socket is bound before `connect`.
 //! Loopback answers on all of 127.0.0.0/8, so `loadgen conns --source-addrs
 //! 127.0.0.1-127.0.0.8` spreads 50,000 idle connections over eight source
-//! addresses, ~6k ports each, where one address would run out at ~28k.
+//! addresses, ~6k ports each, where one address would run out at ~28k. The
+//! port is chosen at `connect` (`IP_BIND_ADDRESS_NO_PORT`), so it stays
+//! usable for connections to other destinations.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -125,6 +127,7 @@ pub async fn dial(addr: &str, source: Option<IpAddr>) -> Result<TcpStream> {
                 SocketAddr::V6(_) => TcpSocket::new_v6(),
             }
             .map_err(io("open a socket"))?;
+            defer_port_choice(&socket);
             socket
                 .bind(SocketAddr::new(src, 0))
                 .map_err(io(format!("bind to {src}")))?;
@@ -137,6 +140,23 @@ pub async fn dial(addr: &str, source: Option<IpAddr>) -> Result<TcpStream> {
     stream.set_nodelay(true).map_err(io("set TCP_NODELAY"))?;
     Ok(stream)
 }
+
+/// Asks the kernel to pick the local port at `connect`, not at `bind`
+/// (`IP_BIND_ADDRESS_NO_PORT`). Why: a port chosen by `bind(addr, 0)` is
+/// reserved for that socket alone, and `connect` without `bind` (every other
+/// client on the machine, loadgen's other scenarios) skips reserved ports,
+/// so 50,000 bound connections would leave other programs no ephemeral port
+/// until their TIME_WAIT ends; a port chosen at `connect` is shared by every
+/// connection with a different (source, destination) pair. Best effort: if
+/// the option is refused, `bind` reserves as before.
+#[cfg(target_os = "linux")]
+fn defer_port_choice(socket: &TcpSocket) {
+    use nix::sys::socket::{setsockopt, sockopt::IpBindAddressNoPort};
+    let _ = setsockopt(socket, IpBindAddressNoPort, &true);
+}
+
+#[cfg(not(target_os = "linux"))]
+fn defer_port_choice(_socket: &TcpSocket) {}
 
 /// The first address of `addr` in the family of `source`.
 async fn resolve(addr: &str, source: IpAddr) -> Result<SocketAddr> {
@@ -221,5 +241,19 @@ mod tests {
         let (_, peer) = listener.accept().await.expect("accept");
         assert_eq!(peer.ip(), v4("127.0.0.2"));
         assert_eq!(stream.local_addr().expect("local").ip(), v4("127.0.0.2"));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_port_is_left_to_connect() {
+        use nix::sys::socket::{getsockopt, sockopt::IpBindAddressNoPort};
+        let socket = TcpSocket::new_v4().expect("socket");
+        defer_port_choice(&socket);
+        assert!(getsockopt(&socket, IpBindAddressNoPort).expect("getsockopt"));
+        socket
+            .bind("127.0.0.3:0".parse().expect("addr"))
+            .expect("bind");
+        // Bound to the address, but no port reserved yet.
+        assert_eq!(socket.local_addr().expect("local").port(), 0);
     }
 }
