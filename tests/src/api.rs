@@ -59,6 +59,19 @@ impl Api {
         body
     }
 
+    /// `GET path`, which must answer 200, as text (`/metrics`).
+    pub async fn text(&self, path: &str) -> String {
+        let req = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .basic_auth(&self.user, Some(&self.pass));
+        let resp = within("an HTTP answer", req.send())
+            .await
+            .expect("HTTP request");
+        assert_eq!(resp.status(), StatusCode::OK, "GET {path}");
+        within("the HTTP body", resp.text()).await.expect("body")
+    }
+
     /// `PUT path` with a JSON body; the status.
     pub async fn put(&self, path: &str, body: Value) -> StatusCode {
         self.request(Method::PUT, path, Some(body)).await.0

@@ -577,6 +577,41 @@ impl RawMqtt {
         .await
     }
 
+    /// SUBSCRIBE `filters` (filter, QoS) in one packet (id 1) and wait for the SUBACK, which
+    /// must grant each the QoS asked for.
+    pub async fn subscribe(
+        &mut self,
+        filters: &[(&str, protocol_mqtt::QoS)],
+    ) -> anyhow::Result<()> {
+        let filters = filters
+            .iter()
+            .map(|(filter, qos)| {
+                Ok(protocol_mqtt::Subscription {
+                    filter: protocol_mqtt::TopicFilter::new(*filter).context("filter")?,
+                    options: protocol_mqtt::SubscriptionOptions::qos(*qos),
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let wanted: Vec<u8> = filters.iter().map(|f| f.options.qos.as_u8()).collect();
+        self.send(&Packet::Subscribe(protocol_mqtt::Subscribe {
+            packet_id: protocol_mqtt::PacketId::new(1).context("packet id")?,
+            properties: protocol_mqtt::SubscribeProperties::default(),
+            filters,
+        }))
+        .await?;
+        match self.recv().await? {
+            Some(Packet::SubAck(a)) => {
+                let granted: Vec<u8> = a.reason_codes.iter().map(|c| c.0).collect();
+                anyhow::ensure!(
+                    granted == wanted,
+                    "SUBACK granted {granted:?}, asked {wanted:?}"
+                );
+                Ok(())
+            }
+            other => bail!("expected SUBACK, got {other:?}"),
+        }
+    }
+
     /// Reads until the broker closes the connection; returns the packets it
     /// sent before.
     pub async fn until_closed(&mut self) -> anyhow::Result<Vec<Packet>> {

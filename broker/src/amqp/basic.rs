@@ -376,6 +376,7 @@ impl Conn {
             properties: content.properties,
             body: content.body,
             publisher: None,
+            mqtt_form: Default::default(),
         });
         if self.core.memory.is_blocked() {
             self.block_publisher();

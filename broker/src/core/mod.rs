@@ -3,6 +3,7 @@
 //! [`queue::QueueHandle`] and their own [`ConnEvent`] mailbox.
 
 pub mod access;
+pub mod direct;
 pub mod flusher;
 pub mod memory;
 pub mod ops;
@@ -80,6 +81,9 @@ pub struct Delivery {
     pub msg: MessageRef,
     /// Delivered before (requeued, or recovered after a restart).
     pub redelivered: bool,
+    /// The body counts against the memory alarm until the connection lets go of it (a
+    /// direct queue's deliveries that must not be dropped; a queue task counts its own).
+    pub gauged: bool,
 }
 
 /// Where a queue reports that a published message is safely accepted.
@@ -115,7 +119,7 @@ pub struct Core {
     flusher: Flusher,
     next_id: AtomicU64,
     /// Bytes held by queues against the memory high watermark.
-    pub memory: memory::MemoryGauge,
+    pub memory: Arc<memory::MemoryGauge>,
     /// Live connections of every protocol (for the management API).
     pub connections: Arc<registry::Registry>,
     /// Users and permissions (changed through the `Core` methods that persist them).
@@ -142,7 +146,7 @@ impl Core {
             storage,
             flusher,
             next_id: AtomicU64::new(1),
-            memory: memory::MemoryGauge::new(memory_high_watermark),
+            memory: Arc::new(memory::MemoryGauge::new(memory_high_watermark)),
             connections: Arc::default(),
             access: access::AccessControl::default(),
             vhost_deletions: tokio::sync::watch::Sender::new(0),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use protocol_amqp::FieldTable;
 
 use super::access::{AccessError, Permission, User, hash_password};
-use super::queue::{DeleteRefused, QueueCmd, QueueStats};
+use super::queue::{DeleteRefused, QueueCmd, QueueHandle, QueueStats};
 use super::queue_task::QueueTask;
 use super::topology::{QueueEntry, decode_table};
 use super::vhost::{Vhost, VhostMeta};
@@ -289,6 +289,35 @@ impl Core {
             );
         });
         Ok((name, QueueStats::default()))
+    }
+
+    /// Declares the transient direct queue `name` (see [`super::direct`]), delivering to
+    /// `consumer`; refused if a queue of that name exists.
+    pub async fn declare_direct_queue(
+        &self,
+        vhost: &str,
+        name: &str,
+        consumer: super::direct::DirectConsumer,
+    ) -> Result<QueueHandle, AmqpError> {
+        let _guard = self.write_lock.lock().await;
+        let v = self.vhost(vhost).ok_or_else(|| no_vhost(vhost))?;
+        if v.topology().queues.contains_key(name) {
+            return Err(locked(vhost, name));
+        }
+        let handle = QueueHandle::direct(self.next_id(), name.to_string(), consumer);
+        v.modify(|t| {
+            t.queues.insert(
+                name.to_string(),
+                QueueEntry {
+                    handle: handle.clone(),
+                    durable: false,
+                    exclusive_owner: None,
+                    auto_delete: false,
+                    arguments: FieldTable::default(),
+                },
+            );
+        });
+        Ok(handle)
     }
 
     /// Finds a queue the connection may use.

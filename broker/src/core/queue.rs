@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use protocol_amqp::ShortStr;
 use tokio::sync::{mpsc, oneshot};
 
+use super::direct::DirectConsumer;
 use super::{ChannelKey, ConfirmTarget, ConnTx};
 use crate::model::message::MessageRef;
 
@@ -27,8 +28,17 @@ pub struct QueueHandle {
 struct HandleInner {
     id: u64,
     name: String,
-    tx: mpsc::Sender<QueueCmd>,
+    backend: Backend,
     counters: QueueCounters,
+}
+
+/// What runs the queue.
+#[derive(Debug)]
+enum Backend {
+    /// A queue task, behind its mailbox.
+    Task(mpsc::Sender<QueueCmd>),
+    /// No task: commands are handled at once, messages go to the one consumer's connection.
+    Direct(DirectConsumer),
 }
 
 /// Message counters of one queue since it was declared (or recovered), for the management
@@ -40,6 +50,7 @@ pub struct QueueCounters {
     delivered: AtomicU64,
     got: AtomicU64,
     acked: AtomicU64,
+    dropped: AtomicU64,
 }
 
 /// A snapshot of [`QueueCounters`].
@@ -53,6 +64,8 @@ pub struct QueueCounts {
     pub got: u64,
     /// Deliveries settled with an ack (no-ack deliveries count once written).
     pub acked: u64,
+    /// Messages a direct queue dropped because its consumer did not keep up.
+    pub dropped: u64,
 }
 
 impl QueueCounters {
@@ -68,6 +81,9 @@ impl QueueCounters {
     pub(crate) fn add_acked(&self) {
         self.acked.fetch_add(1, Ordering::Relaxed);
     }
+    pub(crate) fn add_dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
 
     /// The current values.
     pub fn snapshot(&self) -> QueueCounts {
@@ -76,20 +92,35 @@ impl QueueCounters {
             delivered: self.delivered.load(Ordering::Relaxed),
             got: self.got.load(Ordering::Relaxed),
             acked: self.acked.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
         }
     }
 }
 
 impl QueueHandle {
     pub(crate) fn new(id: u64, name: String, tx: mpsc::Sender<QueueCmd>) -> QueueHandle {
+        QueueHandle::with_backend(id, name, Backend::Task(tx))
+    }
+
+    /// A direct queue (see [`super::direct`]) delivering to `consumer`.
+    pub(crate) fn direct(id: u64, name: String, consumer: DirectConsumer) -> QueueHandle {
+        QueueHandle::with_backend(id, name, Backend::Direct(consumer))
+    }
+
+    fn with_backend(id: u64, name: String, backend: Backend) -> QueueHandle {
         QueueHandle {
             inner: Arc::new(HandleInner {
                 id,
                 name,
-                tx,
+                backend,
                 counters: QueueCounters::default(),
             }),
         }
+    }
+
+    /// Whether this is a direct queue: its deliveries need no settling with it.
+    pub fn is_direct(&self) -> bool {
+        matches!(self.inner.backend, Backend::Direct(_))
     }
 
     /// Unique id of this queue incarnation (a re-declared queue of the same name gets another).
@@ -110,7 +141,13 @@ impl QueueHandle {
     /// Sends a command, waiting for mailbox space (this is the backpressure point).
     /// Returns the command back if the queue is gone.
     pub async fn send(&self, cmd: QueueCmd) -> Result<(), QueueCmd> {
-        self.inner.tx.send(cmd).await.map_err(|e| e.0)
+        match &self.inner.backend {
+            Backend::Task(tx) => tx.send(cmd).await.map_err(|e| e.0),
+            Backend::Direct(consumer) => {
+                consumer.handle(self, cmd);
+                Ok(())
+            }
+        }
     }
 
     /// Sends a command and waits for the reply made with the given sender.
@@ -128,6 +165,9 @@ impl QueueHandle {
 pub struct SharedCredit {
     limit: u32,
     used: AtomicU32,
+    /// Woken when a unit comes back (a connection holding deliveries for the window waits
+    /// on it: units also come back from queue tasks, without an event to the connection).
+    returned: tokio::sync::Notify,
 }
 
 impl SharedCredit {
@@ -136,6 +176,7 @@ impl SharedCredit {
         SharedCredit {
             limit,
             used: AtomicU32::new(0),
+            returned: tokio::sync::Notify::new(),
         }
     }
 
@@ -160,6 +201,12 @@ impl SharedCredit {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 Some(used.saturating_sub(1))
             });
+        self.returned.notify_one();
+    }
+
+    /// Resolves once a unit was given back (at once if one was since the last call).
+    pub async fn returned(&self) {
+        self.returned.notified().await;
     }
 }
 

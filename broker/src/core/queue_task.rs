@@ -583,6 +583,7 @@ impl QueueTask {
                 seq: r.seq,
                 msg: msg.clone(),
                 redelivered: r.redelivered,
+                gauged: false,
             };
             if c.spec
                 .conn
@@ -663,6 +664,7 @@ fn to_message(queue: &str, m: StoredMessage, publisher: Option<Arc<str>>) -> Opt
         properties,
         body: m.body,
         publisher,
+        mqtt_form: Default::default(),
     }))
 }
 
@@ -689,6 +691,7 @@ mod tests {
             publisher: i
                 .is_multiple_of(3)
                 .then(|| Arc::from(format!("client {i}"))),
+            mqtt_form: Default::default(),
         })
     }
 

@@ -259,6 +259,7 @@ pub(crate) async fn publish(
         properties,
         body,
         publisher: None,
+        mqtt_form: Default::default(),
     });
     // Each queue confirms on this mailbox, as it would to a publisher in confirm mode.
     let (tx, mut rx) = mpsc::unbounded_channel();

@@ -177,7 +177,7 @@ pub(crate) async fn metrics(State(s): State<MgmtState>) -> impl IntoResponse {
         );
     }
     type Pick = fn(&super::queues::QueueView) -> u64;
-    let per_queue: [(&str, &str, &str, Pick); 6] = [
+    let per_queue: [(&str, &str, &str, Pick); 7] = [
         (
             "broker_queue_messages_ready",
             "gauge",
@@ -213,6 +213,12 @@ pub(crate) async fn metrics(State(s): State<MgmtState>) -> impl IntoResponse {
             "counter",
             "Deliveries acknowledged.",
             |q| q.counts.acked,
+        ),
+        (
+            "broker_queue_messages_dropped_total",
+            "counter",
+            "Messages a direct queue (a clean MQTT session's) dropped: its client did not read fast enough.",
+            |q| q.counts.dropped,
         ),
     ];
     for (name, kind, help, pick) in per_queue {

@@ -50,6 +50,7 @@ pub(crate) async fn overview(State(s): State<MgmtState>) -> Json<Value> {
         delivered: deliver,
         got: get,
         acked: ack,
+        dropped: 0,
     };
     let mut message_stats = super::rates::message_stats(&totals, s.rates.total());
     message_stats["recv_oct"] = json!(recv);

@@ -92,7 +92,10 @@ fn queue_json(s: &MgmtState, q: &QueueView) -> Value {
     let mut v = json!({
         "name": q.name,
         "vhost": q.vhost,
-        "type": "classic",
+        // A direct queue (a clean MQTT session's) has no task: its messages go straight to
+        // the connection, and may be dropped when it does not keep up.
+        "type": if q.entry.handle.is_direct() { "mqtt-direct" } else { "classic" },
+        "messages_dropped": q.counts.dropped,
         "durable": q.entry.durable,
         "auto_delete": q.entry.auto_delete,
         "exclusive": q.entry.exclusive_owner.is_some(),

@@ -171,6 +171,7 @@ mod tests {
             delivered,
             got,
             acked,
+            dropped: 0,
         }
     }
 

@@ -58,7 +58,7 @@ fn retained_json(
             let body = &r.msg.body[..r.msg.body.len().min(truncate)];
             let (payload, encoding) = encode_payload(body, false);
             // Expired messages have no MQTT reading any more; report what the header says.
-            let qos = from_message(&r.msg).map_or(0, |o| o.qos.as_u8());
+            let qos = from_message(&r.msg).map_or(0, |o| o.form.qos.as_u8());
             json!({
                 "topic": r.topic,
                 "vhost": r.vhost,

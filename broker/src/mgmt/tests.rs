@@ -823,6 +823,7 @@ async fn mqtt_retained_messages_list_and_clear() {
             },
             body: bytes::Bytes::from_static(body),
             publisher: None,
+            mqtt_form: Default::default(),
         })
     };
     mqtt.retained

@@ -20,6 +20,8 @@ pub struct Message {
     /// MQTT client id of the publisher, for MQTT 5.0 "no local" subscriptions. Not stored:
     /// after a restart a message's origin is unknown.
     pub publisher: Option<Arc<str>>,
+    /// The MQTT form, made by the first MQTT delivery and shared by the rest (fan-out).
+    pub mqtt_form: crate::mqtt::convert::MqttForm,
 }
 
 impl Message {

@@ -6,7 +6,7 @@
 //!  CONNECT ─> CONNACK ─> running ──(DISCONNECT / error / keep-alive / takeover / shutdown)──> cleanup
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,10 +31,11 @@ use super::subscriptions::Sub;
 use super::{Shared, SharedSub};
 use crate::amqp::confirms::Confirms;
 use crate::core::access::LoginRefused;
+use crate::core::direct::{DirectConsumer, DirectLoad};
 use crate::core::ops::QueueDeclare;
 use crate::core::queue::{ConsumerSpec, QueueCmd, QueueHandle, SharedCredit};
 use crate::core::registry::{ConnectionMeta, Counted, IoCounters, Protocol, Registered};
-use crate::core::{ChannelKey, ConnEvent, ConnTx};
+use crate::core::{ChannelKey, ConnEvent, ConnTx, Delivery};
 
 /// Read half of a connection's transport (TCP or WebSocket).
 pub(crate) type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
@@ -69,6 +70,17 @@ pub(crate) struct Outbound {
     pub source: Option<(QueueHandle, u64)>,
     /// QoS 2 after PUBREC: waiting for PUBCOMP.
     pub released: bool,
+}
+
+/// What a connection keeps for its direct session queue.
+#[derive(Debug)]
+pub(crate) struct DirectState {
+    /// Shared with the queue.
+    pub load: Arc<DirectLoad>,
+    /// QoS 1/2 deliveries waiting for the client's receive window, in order.
+    pub held: VecDeque<Box<Delivery>>,
+    /// At-most-once deliveries dropped since the queue started dropping (0: it is not).
+    dropped: u64,
 }
 
 /// Why the connection ends.
@@ -122,6 +134,9 @@ pub(crate) struct MqttConn {
     pub outbound: HashMap<PacketId, Outbound>,
     /// QoS 0 deliveries written this round, acked to their queue after the write.
     pub auto_settle: Vec<(QueueHandle, u64)>,
+    /// A clean session's queue is direct (see `core::direct`): what we keep for it. Boxed:
+    /// the connection future is what every idle connection holds.
+    pub direct: Option<Box<DirectState>>,
     pub client_max_packet: usize,
     /// Topic aliases the client accepts from us (5.0 Topic Alias Maximum in CONNECT).
     pub alias_max_out: u16,
@@ -160,8 +175,9 @@ pub(crate) async fn serve(
     else {
         return;
     };
-    let end = conn.run(&mut reader, rx).await;
-    Box::pin(conn.cleanup(end)).await;
+    let mut rx = rx;
+    let end = conn.run(&mut reader, &mut rx).await;
+    Box::pin(conn.cleanup(end, rx)).await;
 }
 
 /// Reads CONNECT, accepts it and registers the connection; `None` if the client is refused or
@@ -237,6 +253,7 @@ async fn handshake(
         ids: PacketIdAllocator::new(),
         outbound: HashMap::new(),
         auto_settle: Vec::new(),
+        direct: None,
         client_max_packet: protocol_mqtt::MAX_PACKET_SIZE,
         alias_max_out: 0,
         publish_blocked: false,
@@ -311,7 +328,7 @@ impl MqttConn {
         if self.out.is_empty() {
             return Ok(());
         }
-        let result = self.writer.write_all(&self.out).await;
+        let result = self.write_out().await;
         let written = self.out.len();
         self.io.sent(written);
         if written <= IDLE_WRITE_BUFFER && self.out.capacity() > IDLE_WRITE_BUFFER {
@@ -324,6 +341,32 @@ impl MqttConn {
         result?;
         // A no-op on TCP; WebSocket frames leave only when flushed.
         self.writer.flush().await
+    }
+
+    /// Writes `out` whole. While the socket makes us wait, a direct queue knows we are
+    /// behind on a busy socket (where it drops what it may drop).
+    async fn write_out(&mut self) -> std::io::Result<()> {
+        let mut at = 0;
+        while at < self.out.len() {
+            let n = match self.writer.write(&self.out[at..]).now_or_never() {
+                Some(n) => n?,
+                None => {
+                    if let Some(direct) = &self.direct {
+                        direct.load.set_busy(true);
+                    }
+                    let n = self.writer.write(&self.out[at..]).await;
+                    if let Some(direct) = &self.direct {
+                        direct.load.set_busy(false);
+                    }
+                    n?
+                }
+            };
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            at += n;
+        }
+        Ok(())
     }
 
     fn connack(&mut self, code: ReasonCode, session_present: bool, properties: ConnAckProperties) {
@@ -505,7 +548,7 @@ impl MqttConn {
         if self.flush().await.is_err() {
             return false;
         }
-        if let Some(queue) = self.session_handle.clone()
+        if let Some(queue) = self.session_handle.clone().filter(|q| !q.is_direct())
             && !self
                 .consume(&queue, ShortStr::from_static(SESSION_TAG))
                 .await
@@ -518,7 +561,9 @@ impl MqttConn {
     }
 
     /// Declares (or resumes) the session queue; returns whether a session was resumed, and
-    /// the shared-subscription groups the resumed session is a member of.
+    /// the shared-subscription groups the resumed session is a member of. A session that
+    /// ends with the connection gets a direct queue (no queue task between publishers and
+    /// this connection).
     async fn open_session(
         &mut self,
         clean_start: bool,
@@ -533,7 +578,9 @@ impl MqttConn {
         let mut present = false;
         let mut memberships = Vec::new();
         if let Some(q) = existing {
-            if clean_start {
+            // A direct queue is never resumed: its messages lived in a connection now gone
+            // (one whose clean-up a takeover stopped waiting for).
+            if clean_start || q.handle.is_direct() {
                 self.shared
                     .end_session(&vhost, self.id, &self.session_queue)
                     .await;
@@ -554,23 +601,44 @@ impl MqttConn {
                 memberships = super::shared_groups::memberships(&topology, &self.session_queue);
             }
         }
-        if !present {
-            let (_, _) = core
-                .declare_queue(
-                    &vhost,
-                    self.id,
-                    QueueDeclare {
-                        name: self.session_queue.clone(),
-                        durable: self.keep_session,
-                        arguments: super::session_arguments(self.version, self.session_expiry),
-                        ..QueueDeclare::default()
-                    },
-                )
-                .await?;
-            let entry = core.lookup_queue(&vhost, self.id, &self.session_queue)?;
-            self.session_handle = Some(entry.handle);
+        if present {
+            return Ok((present, memberships));
         }
-        Ok((present, memberships))
+        if !self.keep_session {
+            let load = Arc::new(DirectLoad::default());
+            let consumer = DirectConsumer {
+                conn: self.tx.clone(),
+                owner: self.owner,
+                tag: ShortStr::from_static(SESSION_TAG),
+                conn_id: self.id,
+                load: load.clone(),
+                memory: core.memory.clone(),
+            };
+            let handle = core
+                .declare_direct_queue(&vhost, &self.session_queue, consumer)
+                .await?;
+            self.direct = Some(Box::new(DirectState {
+                load,
+                held: VecDeque::new(),
+                dropped: 0,
+            }));
+            self.session_handle = Some(handle);
+            return Ok((false, memberships));
+        }
+        core.declare_queue(
+            &vhost,
+            self.id,
+            QueueDeclare {
+                name: self.session_queue.clone(),
+                durable: self.keep_session,
+                arguments: super::session_arguments(self.version, self.session_expiry),
+                ..QueueDeclare::default()
+            },
+        )
+        .await?;
+        let entry = core.lookup_queue(&vhost, self.id, &self.session_queue)?;
+        self.session_handle = Some(entry.handle);
+        Ok((false, memberships))
     }
 
     /// Starts consuming `queue` for this connection, sharing the client's receive window.
@@ -618,7 +686,7 @@ impl MqttConn {
     async fn run(
         &mut self,
         reader: &mut Reader,
-        mut rx: mpsc::UnboundedReceiver<ConnEvent>,
+        rx: &mut mpsc::UnboundedReceiver<ConnEvent>,
     ) -> End {
         // Grows with the load; an idle connection holds no event buffer.
         let mut events = Vec::new();
@@ -630,6 +698,7 @@ impl MqttConn {
         let Some(info) = self.registered.as_ref().map(|r| r.info().clone()) else {
             return End::Abnormal;
         };
+        let credit = self.credit.clone();
         loop {
             let deadline = self.keep_alive_deadline();
             let end: Option<End> = tokio::select! {
@@ -644,6 +713,10 @@ impl MqttConn {
                     None => Some(End::Abnormal),
                     Some(first) => Box::pin(self.read_round(reader, *first)).await,
                 },
+                _ = credit.returned(), if self.holds_deliveries() => {
+                    Box::pin(self.pump_held()).await;
+                    None
+                }
                 n = rx.recv_many(&mut events, EVENT_BATCH) => {
                     if n == 0 {
                         Some(End::Abnormal)
@@ -687,7 +760,32 @@ impl MqttConn {
                 return End::Abnormal;
             }
             self.settle_written().await;
+            self.report_direct_load();
         }
+    }
+
+    /// Tells the direct queue what we hold back and have in flight (its counts), and logs
+    /// the start and end of an overload in which it dropped at-most-once messages.
+    fn report_direct_load(&mut self) {
+        let outbound = self.outbound.len();
+        let Some(direct) = self.direct.as_mut() else {
+            return;
+        };
+        direct.load.set_held(direct.held.len(), outbound);
+        let dropped = direct.load.take_dropped();
+        if dropped > 0 && direct.dropped == 0 {
+            tracing::warn!(client_id = %self.client_id, "the client does not read fast enough: dropping QoS 0 messages for it");
+        }
+        direct.dropped += dropped;
+        if dropped == 0 && direct.dropped > 0 {
+            tracing::info!(client_id = %self.client_id, dropped = direct.dropped, "the client caught up; QoS 0 messages dropped meanwhile");
+            direct.dropped = 0;
+        }
+    }
+
+    /// Whether direct deliveries wait for the client's receive window.
+    pub(crate) fn holds_deliveries(&self) -> bool {
+        self.direct.as_ref().is_some_and(|d| !d.held.is_empty())
     }
 
     async fn read_round(
@@ -755,9 +853,13 @@ impl MqttConn {
     /// Mailbox: deliveries and publish confirms.
     async fn handle_events(&mut self, events: &mut Vec<ConnEvent>) -> Option<End> {
         let mut confirmed = false;
+        let mut direct = 0;
         for event in events.drain(..) {
             match event {
-                ConnEvent::Deliver(d) => self.deliver(*d).await,
+                ConnEvent::Deliver(d) => {
+                    direct += u32::from(d.queue.is_direct());
+                    self.deliver(*d).await;
+                }
                 ConnEvent::Confirm { seq, ok, .. } => {
                     confirmed = true;
                     let mut out = Vec::new();
@@ -774,6 +876,9 @@ impl MqttConn {
                     }
                 }
             }
+        }
+        if let Some(state) = self.direct.as_ref().filter(|_| direct > 0) {
+            state.load.taken(direct);
         }
         if confirmed {
             let mut out = Vec::new();
@@ -808,8 +913,23 @@ impl MqttConn {
     }
 
     /// Requeues what the client did not acknowledge, publishes the will, ends the session.
-    async fn cleanup(&mut self, end: End) {
+    async fn cleanup(&mut self, end: End, mut rx: mpsc::UnboundedReceiver<ConnEvent>) {
         self.settle_written().await;
+        // What a direct queue sent us and we never sent on leaves the memory count.
+        rx.close();
+        let memory = &self.shared.core.memory;
+        while let Ok(event) = rx.try_recv() {
+            if let ConnEvent::Deliver(d) = event
+                && d.gauged
+            {
+                memory.sub(d.msg.body.len());
+            }
+        }
+        if let Some(direct) = self.direct.as_mut() {
+            for d in direct.held.drain(..).filter(|d| d.gauged) {
+                memory.sub(d.msg.body.len());
+            }
+        }
         let mut queues: Vec<QueueHandle> =
             self.shared_subs.values().map(|s| s.queue.clone()).collect();
         queues.extend(self.session_handle.clone());

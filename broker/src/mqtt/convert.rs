@@ -14,7 +14,7 @@
 //!
 //! Other AMQP headers (those not starting with `x-`) become user properties the other way.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -105,6 +105,7 @@ pub fn to_message(
         properties: props,
         body: payload,
         publisher: Some(publisher.clone()),
+        mqtt_form: MqttForm::default(),
     })
 }
 
@@ -117,13 +118,85 @@ pub struct Outgoing {
     pub qos: QoS,
     /// It was published with RETAIN.
     pub retain: bool,
-    /// 5.0 properties (subscription identifiers are added by the caller).
+    /// 5.0 properties without the expiry interval (see [`Deliverable::properties`]);
+    /// subscription identifiers are added by the caller.
     pub properties: PublishProperties,
+}
+
+/// A message's MQTT form, computed by its first MQTT delivery and shared by the rest: a
+/// fan-out to 50 subscribers converts the routing key and properties once, not 50 times.
+/// The expiry interval is not part of it (it depends on when each delivery happens).
+#[derive(Default)]
+pub struct MqttForm(OnceLock<Option<Arc<Outgoing>>>);
+
+impl Clone for MqttForm {
+    /// Empty: a copy may be changed, and then its form would be wrong.
+    fn clone(&self) -> Self {
+        MqttForm::default()
+    }
+}
+
+impl PartialEq for MqttForm {
+    /// A cache of what the message says, not part of what it says.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for MqttForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MqttForm")
+    }
+}
+
+/// A message as an MQTT subscriber gets it now.
+#[derive(Debug, Clone)]
+pub struct Deliverable {
+    /// Topic, QoS, RETAIN and properties, shared by every delivery of the message.
+    pub form: Arc<Outgoing>,
+    /// 5.0 Message Expiry Interval left now, if it has one.
+    pub expiry: Option<u32>,
+}
+
+impl Deliverable {
+    /// The 5.0 properties of this delivery (subscription identifiers are added by the caller).
+    pub fn properties(&self) -> PublishProperties {
+        let mut properties = self.form.properties.clone();
+        properties.message_expiry_interval = self.expiry;
+        properties
+    }
 }
 
 /// Reads a message for MQTT delivery. `None` when its routing key is no valid MQTT topic
 /// (e.g. the empty key) or it has expired.
-pub fn from_message(msg: &Message) -> Option<Outgoing> {
+pub fn from_message(msg: &Message) -> Option<Deliverable> {
+    let form = msg
+        .mqtt_form
+        .0
+        .get_or_init(|| mqtt_form(msg).map(Arc::new))
+        .clone()?;
+    let props = &msg.properties;
+    let mut expiry = None;
+    if let Some(ms) = props
+        .expiration
+        .as_ref()
+        .and_then(|e| e.as_str().parse::<u64>().ok())
+    {
+        let total = ms / 1000;
+        let elapsed = props
+            .timestamp
+            .map(|t| now_secs().saturating_sub(t))
+            .unwrap_or(0);
+        if elapsed >= total && ms > 0 && props.timestamp.is_some() {
+            return None;
+        }
+        expiry = u32::try_from(total.saturating_sub(elapsed)).ok();
+    }
+    Some(Deliverable { form, expiry })
+}
+
+/// Everything of the MQTT form that does not depend on the time of delivery.
+fn mqtt_form(msg: &Message) -> Option<Outgoing> {
     let topic = TopicName::new(routing_key_to_topic(msg.routing_key.as_str())).ok()?;
     if topic.is_empty() {
         return None;
@@ -157,21 +230,6 @@ pub fn from_message(msg: &Message) -> Option<Outgoing> {
     };
     if let Some(FieldValue::U8(f)) = header(FORMAT_HEADER) {
         out.payload_format_indicator = Some(*f);
-    }
-    if let Some(ms) = props
-        .expiration
-        .as_ref()
-        .and_then(|e| e.as_str().parse::<u64>().ok())
-    {
-        let total = ms / 1000;
-        let elapsed = props
-            .timestamp
-            .map(|t| now_secs().saturating_sub(t))
-            .unwrap_or(0);
-        if elapsed >= total && ms > 0 && props.timestamp.is_some() {
-            return None;
-        }
-        out.message_expiry_interval = u32::try_from(total.saturating_sub(elapsed)).ok();
     }
     if let Some(h) = headers {
         for (name, value) in h.iter() {
@@ -240,10 +298,10 @@ mod tests {
             Some("reply.to%2Eme")
         );
         let out = from_message(&msg).expect("deliverable");
-        assert_eq!(out.topic.as_str(), "a/b.c");
-        assert_eq!(out.qos, QoS::ExactlyOnce);
-        assert!(out.retain);
-        let p = out.properties;
+        assert_eq!(out.form.topic.as_str(), "a/b.c");
+        assert_eq!(out.form.qos, QoS::ExactlyOnce);
+        assert!(out.form.retain);
+        let p = out.properties();
         assert_eq!(p.content_type.as_deref(), Some("application/json"));
         assert_eq!(
             p.response_topic.as_ref().map(|t| t.as_str()),
@@ -266,20 +324,24 @@ mod tests {
             },
             body: Bytes::from_static(b"21"),
             publisher: None,
+            mqtt_form: MqttForm::default(),
         };
         let out = from_message(&msg).expect("deliverable");
-        assert_eq!(out.topic.as_str(), "sensors/t1");
-        assert_eq!(out.qos, QoS::AtLeastOnce);
+        assert_eq!(out.form.topic.as_str(), "sensors/t1");
+        assert_eq!(out.form.qos, QoS::AtLeastOnce);
         let transient = Message {
             properties: BasicProperties::default(),
+            // A fresh form: `msg`'s was made from its old properties.
+            mqtt_form: MqttForm::default(),
             ..msg
         };
         assert_eq!(
-            from_message(&transient).map(|o| o.qos),
+            from_message(&transient).map(|o| o.form.qos),
             Some(QoS::AtMostOnce)
         );
         let empty = Message {
             routing_key: ShortStr::default(),
+            mqtt_form: MqttForm::default(),
             ..transient
         };
         assert!(from_message(&empty).is_none());

@@ -11,7 +11,7 @@ use protocol_mqtt::{
 };
 
 use super::connection::{MqttConn, Outbound, SESSION_TAG};
-use super::convert::{Outgoing, from_message};
+use super::convert::{Deliverable, Outgoing, from_message};
 use crate::core::queue::{QueueCmd, QueueHandle, Settle};
 use crate::core::{ChannelKey, Delivery};
 use crate::model::message::Message;
@@ -33,6 +33,13 @@ async fn settle(owner: ChannelKey, queue: &QueueHandle, seq: u64, how: Settle) {
             how,
         })
         .await;
+}
+
+/// Tells the queue of a delivery we will not send (a direct queue keeps nothing).
+async fn let_go(owner: ChannelKey, d: &Delivery, how: Settle) {
+    if !d.queue.is_direct() {
+        settle(owner, &d.queue, d.seq, how).await;
+    }
 }
 
 impl MqttConn {
@@ -66,38 +73,111 @@ impl MqttConn {
 
     /// A delivery from one of our queues.
     pub(crate) async fn deliver(&mut self, d: Delivery) {
+        self.deliver_one(d, false).await;
+    }
+
+    /// Delivers `d`, or holds it back when it is a direct QoS 1/2 delivery and the client's
+    /// receive window is full (`from_held`: it was held, and a unit of the window is taken
+    /// for it already). A gauged delivery leaves the memory count once not held.
+    async fn deliver_one(&mut self, d: Delivery, from_held: bool) {
+        let (gauged, body) = (d.gauged, d.msg.body.len());
+        match (self.try_deliver(d, from_held).await, self.direct.as_mut()) {
+            (Some(held), Some(direct)) => direct.held.push_back(Box::new(held)),
+            (_, _) if gauged => self.shared.core.memory.sub(body),
+            (_, _) => {}
+        }
+    }
+
+    async fn try_deliver(&mut self, d: Delivery, from_held: bool) -> Option<Delivery> {
+        let direct = d.queue.is_direct();
+        // A unit of the receive window taken for this delivery, given back unless used.
+        let mut credit = from_held;
+        let give_back = |conn: &Self, taken: bool| {
+            if taken {
+                conn.credit.give_back();
+            }
+        };
         if d.owner != self.owner {
-            return;
+            give_back(self, credit);
+            return None;
         }
         let Some(out) = from_message(&d.msg) else {
             // Expired, or a routing key no MQTT topic can carry.
-            settle(self.owner, &d.queue, d.seq, Settle::Drop).await;
-            return;
+            give_back(self, credit);
+            let_go(self.owner, &d, Settle::Drop).await;
+            return None;
         };
-        let Some(route) = self.route_for(&d, &out) else {
+        let Some(route) = self.route_for(&d, &out.form) else {
             // No subscription wants it any more (unsubscribed, `$` topic under a wildcard).
+            give_back(self, credit);
             let how = if d.consumer_tag.as_str() == SESSION_TAG {
                 Settle::Drop
             } else {
                 Settle::Requeue
             };
-            settle(self.owner, &d.queue, d.seq, how).await;
-            return;
+            let_go(self.owner, &d, how).await;
+            return None;
         };
-        let qos = out.qos.min(route.qos);
-        let retain = self.version == ProtocolVersion::V5 && route.retain_as_published && out.retain;
-        let mut properties = out.properties;
+        let qos = out.form.qos.min(route.qos);
+        if direct && qos != QoS::AtMostOnce && !credit {
+            // What a queue task does for its consumers: wait for the client's window.
+            if self.holds_deliveries() || !self.credit.try_take() {
+                return Some(d);
+            }
+            credit = true;
+        } else if qos == QoS::AtMostOnce {
+            give_back(self, credit);
+            credit = false;
+        }
+        let v5 = self.version == ProtocolVersion::V5;
+        let retain = v5 && route.retain_as_published && out.form.retain;
+        let mut properties = self.properties_for(&out);
         properties.subscription_identifiers = route.ids;
+        // A direct QoS 0 delivery has nothing to settle; a direct QoS 1/2 one gives its unit
+        // of the window back when acknowledged.
+        let source = (!direct || credit).then(|| (d.queue.clone(), d.seq));
         if !self.publish_out(
             &d.msg,
-            out.topic,
+            out.form.topic.clone(),
             qos,
             retain,
             d.redelivered,
             properties,
-            Some((d.queue.clone(), d.seq)),
+            source,
         ) {
-            settle(self.owner, &d.queue, d.seq, Settle::Drop).await;
+            give_back(self, credit);
+            let_go(self.owner, &d, Settle::Drop).await;
+        }
+        None
+    }
+
+    /// Direct deliveries held for the client's receive window, as far as it has room now.
+    pub(crate) async fn pump_held(&mut self) {
+        while self.holds_deliveries() && self.credit.try_take() {
+            let Some(d) = self.direct.as_mut().and_then(|s| s.held.pop_front()) else {
+                self.credit.give_back();
+                return;
+            };
+            self.deliver_one(*d, true).await;
+        }
+    }
+
+    /// The client acknowledged (or refused) a delivery from `queue`.
+    async fn acknowledged(&mut self, queue: &QueueHandle, seq: u64) {
+        if queue.is_direct() {
+            self.credit.give_back();
+            self.pump_held().await;
+        } else {
+            settle(self.owner, queue, seq, Settle::Ack).await;
+        }
+    }
+
+    /// The 5.0 properties of a delivery (3.1.1 has none: nothing to copy).
+    fn properties_for(&self, out: &Deliverable) -> PublishProperties {
+        if self.version == ProtocolVersion::V5 {
+            out.properties()
+        } else {
+            PublishProperties::default()
         }
     }
 
@@ -203,10 +283,11 @@ impl MqttConn {
             let Some(out) = from_message(&msg) else {
                 continue;
             };
-            let mut properties = out.properties;
+            let mut properties = self.properties_for(&out);
             properties.subscription_identifiers = id.into_iter().collect();
-            let qos = out.qos.min(max_qos);
-            self.publish_out(&msg, out.topic, qos, true, false, properties, None);
+            let qos = out.form.qos.min(max_qos);
+            let topic = out.form.topic.clone();
+            self.publish_out(&msg, topic, qos, true, false, properties, None);
         }
     }
 
@@ -214,7 +295,7 @@ impl MqttConn {
         if let Some(o) = self.outbound.remove(&id) {
             self.ids.release(id);
             if let Some((queue, seq)) = o.source {
-                settle(self.owner, &queue, seq, Settle::Ack).await;
+                self.acknowledged(&queue, seq).await;
             }
         }
     }
@@ -239,7 +320,7 @@ impl MqttConn {
             self.send(&Packet::PubRel(PubRel::new(id)));
         }
         if let Some((queue, seq)) = source {
-            settle(self.owner, &queue, seq, Settle::Ack).await;
+            self.acknowledged(&queue, seq).await;
         }
     }
 

@@ -80,6 +80,7 @@ fn load(storage: &dyn Storage, vhost: &str) -> Result<Inner, StorageError> {
             properties,
             body: m.body,
             publisher: None,
+            mqtt_form: Default::default(),
         });
         let entry = Entry {
             seq: m.seq,
@@ -274,6 +275,7 @@ mod tests {
             properties: BasicProperties::default(),
             body: bytes::Bytes::from_static(body),
             publisher: None,
+            mqtt_form: Default::default(),
         })
     }
 

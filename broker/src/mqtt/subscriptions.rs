@@ -111,6 +111,16 @@ pub fn restore(topology: &Topology, queue: &str) -> Vec<Sub> {
 }
 
 impl MqttConn {
+    /// Tells a direct session queue whether every message it carries may be dropped under
+    /// overload: so when every subscription is QoS 0 (the client takes nothing at least once).
+    pub(crate) fn update_direct_qos(&self) {
+        if let Some(direct) = &self.direct {
+            direct
+                .load
+                .set_at_most_once(self.subs.iter().all(|s| s.qos == QoS::AtMostOnce));
+        }
+    }
+
     fn failure(&self, v5_code: ReasonCode) -> ReasonCode {
         if self.version == ProtocolVersion::V5 {
             v5_code
@@ -154,6 +164,7 @@ impl MqttConn {
             };
             codes.push(code);
         }
+        self.update_direct_qos();
         self.send(&Packet::SubAck(SubAck {
             packet_id: s.packet_id,
             properties: AckProperties::default(),
@@ -362,6 +373,7 @@ impl MqttConn {
                 ReasonCode::NO_SUBSCRIPTION_EXISTED
             });
         }
+        self.update_direct_qos();
         self.send(&Packet::UnsubAck(UnsubAck {
             packet_id: u.packet_id,
             properties: AckProperties::default(),
