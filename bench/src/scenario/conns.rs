@@ -88,15 +88,22 @@ async fn open(opts: &ConnOpts, run: u32, i: u32) -> Result<Held> {
 pub async fn run(opts: &ConnOpts) -> Result<Report> {
     // One descriptor per connection plus the runtime's own; the broker side
     // is the broker's business. The soft limit can only rise to the hard
-    // one: say so up front rather than as thousands of EMFILE failures.
+    // one: then only as many connections as it leaves room for are tried (the
+    // rest count as failed), so the margin stays free for reading /proc at
+    // the end instead of the whole run failing there with EMFILE.
     let wanted = u64::from(opts.count) + NOFILE_MARGIN;
     let nofile_limit = rlimit::increase_nofile_limit(wanted).ok();
+    let mut tried = opts.count;
+    let mut first_error = None;
     if let Some(limit) = nofile_limit.filter(|&l| l < wanted) {
-        eprintln!(
-            "loadgen: open file limit {limit} (hard) is below the {wanted} that {} connections need; \
-             raise it (ulimit -Hn, as root) or expect failures",
+        tried = u32::try_from(limit.saturating_sub(NOFILE_MARGIN)).unwrap_or(u32::MAX);
+        let msg = format!(
+            "loadgen's open file limit {limit} (the hard limit) leaves room for {tried} of {} connections; \
+             raise it (ulimit -Hn, as root) for more",
             opts.count
         );
+        eprintln!("loadgen: {msg}");
+        first_error = Some(msg);
     }
     let rss_before = opts.pid.map(vm_rss_kib).transpose()?;
     let tcp_before = tcp_mem_pages();
@@ -105,7 +112,7 @@ pub async fn run(opts: &ConnOpts) -> Result<Report> {
     let mut tasks = JoinSet::new();
     let rate = f64::from(opts.rate.max(1));
     let mut last_print = Instant::now();
-    for i in 0..opts.count {
+    for i in 0..tried {
         let due = start + Duration::from_secs_f64(f64::from(i) / rate);
         tokio::time::sleep_until(due.into()).await;
         let o = opts.clone();
@@ -124,9 +131,8 @@ pub async fn run(opts: &ConnOpts) -> Result<Report> {
             last_print = Instant::now();
         }
     }
-    let mut held = Vec::with_capacity(opts.count as usize);
-    let mut failed = 0;
-    let mut first_error = None;
+    let mut held = Vec::with_capacity(tried as usize);
+    let mut failed = opts.count - tried;
     while let Some(r) = tasks.join_next().await {
         match r {
             Ok(Ok(c)) => held.push(c),
@@ -142,7 +148,15 @@ pub async fn run(opts: &ConnOpts) -> Result<Report> {
     }
     let open_secs = start.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs_f64(opts.hold.max(0.0))).await;
-    let rss_after = opts.pid.map(vm_rss_kib).transpose()?;
+    // Not fatal: the connections were opened, their count is still worth
+    // reporting.
+    let rss_after = match opts.pid.map(vm_rss_kib).transpose() {
+        Ok(r) => r,
+        Err(e) => {
+            first_error.get_or_insert_with(|| e.to_string());
+            None
+        }
+    };
     let tcp_after = tcp_mem_pages();
     let succeeded = held.len() as u32;
     let per_conn_kib = match (rss_before, rss_after) {
