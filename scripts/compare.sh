@@ -176,8 +176,9 @@ run_idle() {   # run_idle mqtt|amqp|both
         loadgen mqtt_idle conns --protocol mqtt --addr "$MQTT" --count "$CONNS" --rate 2000 --pid "$BPID"
         first=0
         if [ "$BROKER" = rabbitmq ]; then
-            printf '{"skipped": "RabbitMQ is not run with %s connections: at ~200 KiB each it would need ~%s GB"}\n' \
-                "$MAX_CONNS" "$((MAX_CONNS * 200 / 1000000))" >"$RESULTS/$BROKER.mqtt_idle_max.json"
+            printf '{"skipped": "not run with %s connections: at ~200 KiB each they would need ~%s GiB"}\n' \
+                "$MAX_CONNS" "$(awk -v n="$MAX_CONNS" 'BEGIN {printf "%.1f", n * 200 / 1048576}')" \
+                >"$RESULTS/$BROKER.mqtt_idle_max.json"
         elif fresh_broker mqtt_idle_max; then
             echo "{\"broker_nofile\": $(nofile_of "$BPID")}" >"$RESULTS/$BROKER.mqtt_idle_max.limits.json"
             loadgen mqtt_idle_max conns --protocol mqtt --addr "$MQTT" --count "$MAX_CONNS" --rate 2000 \

@@ -90,11 +90,11 @@ ROWS = [
 ]
 
 
-FOOTNOTES = []   # (broker label, row label, why) of skipped cells, numbered in order
+FOOTNOTES = []   # (broker label, why) of skipped cells, numbered in order
 
 
-def skipped(label, row, why):
-    key = (label, row.strip(" …"), why)
+def skipped(label, why):
+    key = (label, why)
     if key not in FOOTNOTES:
         FOOTNOTES.append(key)
     return f"– ({FOOTNOTES.index(key) + 1})"
@@ -138,7 +138,7 @@ for name, label, get, unit, higher, notes_on in ROWS:
     for key, blabel in present:
         r = load(key, name)
         if r is not None and "skipped" in r:
-            cells.append(skipped(blabel, label, r["skipped"]))
+            cells.append(skipped(blabel, r["skipped"]))
             continue
         text, v = cell(r, get, unit, notes_on)
         cells.append(text)
@@ -155,8 +155,8 @@ for name, label, get, unit, higher, notes_on in ROWS:
     print(f"| {label} | {unit} ({'higher' if higher else 'lower'} is better) | " + " | ".join(cells) + f" | {ratio} |")
 
 print()
-for i, (blabel, row, why) in enumerate(FOOTNOTES, 1):
-    print(f"({i}) {blabel}, {row}: {why}.")
+for i, (blabel, why) in enumerate(FOOTNOTES, 1):
+    print(f"({i}) {blabel}: {why}.")
 # The most-connections row can only hold what the open file limits allow (one descriptor per
 # connection in the broker and one in loadgen); say which limit it met.
 for key, blabel in present:
