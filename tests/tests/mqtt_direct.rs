@@ -192,3 +192,98 @@ async fn at_least_once_messages_wait_for_a_subscriber_that_stops_reading() {
             .unwrap_or("(no line)")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qos2_delivery_holds_its_unit_of_the_receive_window_until_pubcomp() {
+    let broker = TestBroker::start().await;
+    let mut connect = Connect::new(ProtocolVersion::V5, "window-1", 0);
+    connect.properties.receive_maximum = std::num::NonZeroU16::new(1);
+    let (mut sub, answer) = RawMqtt::connect(broker.mqtt_addr(), connect)
+        .await
+        .expect("connect");
+    assert!(matches!(answer, Packet::ConnAck(ref a) if a.code.0 == 0));
+    sub.subscribe(&[("w/q2", QoS::ExactlyOnce), ("w/q0", QoS::AtMostOnce)])
+        .await
+        .expect("subscribe");
+    let mut publisher = RawMqtt::connect(
+        broker.mqtt_addr(),
+        Connect::new(ProtocolVersion::V5, "window-pub", 0),
+    )
+    .await
+    .expect("connect")
+    .0;
+    // QoS 0 messages do not wait for the window: they show what went out meanwhile.
+    let send = |topic: &'static str, qos: QoS, id: Option<u16>, seq: u64| {
+        publish(topic, qos, id, body(seq))
+    };
+    for (topic, qos, id, seq) in [
+        ("w/q2", QoS::ExactlyOnce, Some(1), 1),
+        ("w/q2", QoS::ExactlyOnce, Some(2), 2),
+        ("w/q0", QoS::AtMostOnce, None, 100),
+    ] {
+        publisher
+            .send(&send(topic, qos, id, seq))
+            .await
+            .expect("publish");
+    }
+    let first = next_publish(&mut sub).await;
+    assert_eq!(seq_of(&first.payload), 1);
+    assert_eq!(
+        seq_of(&next_publish(&mut sub).await.payload),
+        100,
+        "the second waits"
+    );
+    let id = first.packet_id.expect("QoS 2");
+    sub.send(&Packet::PubRec(protocol_mqtt::PubRec::new(id)))
+        .await
+        .expect("PUBREC");
+    assert!(matches!(
+        sub.recv().await.expect("read"),
+        Some(Packet::PubRel(_))
+    ));
+    publisher
+        .send(&send("w/q0", QoS::AtMostOnce, None, 101))
+        .await
+        .expect("publish");
+    assert_eq!(
+        seq_of(&next_publish(&mut sub).await.payload),
+        101,
+        "PUBREC does not give the unit back [MQTT-4.9]: the second still waits"
+    );
+    sub.send(&Packet::PubComp(protocol_mqtt::PubComp::new(id)))
+        .await
+        .expect("PUBCOMP");
+    assert_eq!(
+        seq_of(&next_publish(&mut sub).await.payload),
+        2,
+        "PUBCOMP does"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_amqp_delete_if_unused_leaves_a_connected_clean_session_alone() {
+    let broker = TestBroker::start().await;
+    let mut sub = raw_client(&broker, "kept").await;
+    sub.subscribe(&[("kept/t", QoS::AtMostOnce)])
+        .await
+        .expect("subscribe");
+    let amqp = tests::connect_to(broker.addr()).await.expect("AMQP");
+    let ch = open_channel(&amqp).await;
+    let refused = ch
+        .queue_delete(
+            "mqtt-subscription-kept".into(),
+            lapin::options::QueueDeleteOptions {
+                if_unused: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect_err("the session is in use");
+    assert_eq!(tests::reply_code(&refused), Some(406), "{refused}");
+    let mut publisher = raw_client(&broker, "kept-pub").await;
+    publisher
+        .send(&publish("kept/t", QoS::AtMostOnce, None, body(7)))
+        .await
+        .expect("publish");
+    assert_eq!(seq_of(&next_publish(&mut sub).await.payload), 7);
+}

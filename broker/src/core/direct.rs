@@ -20,8 +20,11 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use protocol_amqp::ShortStr;
 
 use super::memory::MemoryGauge;
-use super::queue::{ConsumeRefused, ConsumerInfo, QueueCmd, QueueHandle, QueueStats};
+use super::queue::{
+    ConsumeRefused, ConsumerInfo, DeleteRefused, QueueCmd, QueueHandle, QueueStats,
+};
 use super::{ChannelKey, ConnEvent, ConnTx, Delivery};
+use crate::model::message::{Message, MessageRef};
 
 /// Deliveries a consumer may have waiting in its mailbox while its socket is busy before
 /// at-most-once messages are dropped (RabbitMQ's `mqtt.mailbox_soft_limit` is 200; ours
@@ -99,6 +102,10 @@ pub struct DirectConsumer {
     pub load: Arc<DirectLoad>,
     /// The broker's memory alarm, for messages that must not be dropped.
     pub memory: Arc<MemoryGauge>,
+    /// Whether a message is at most once by itself, whatever the consumer takes it as
+    /// (MQTT: its QoS is 0). Only such messages may be dropped, unless the consumer said
+    /// every one may (`DirectLoad::set_at_most_once`).
+    pub at_most_once: fn(&Message) -> bool,
 }
 
 impl DirectConsumer {
@@ -108,7 +115,7 @@ impl DirectConsumer {
             QueueCmd::Publish { msg, confirm } => {
                 queue.counters().add_published();
                 let may_drop =
-                    !msg.is_persistent() || self.load.at_most_once.load(Ordering::Relaxed);
+                    self.load.at_most_once.load(Ordering::Relaxed) || (self.at_most_once)(&msg);
                 if may_drop && self.load.overloaded() {
                     queue.counters().add_dropped();
                     self.load.dropped.fetch_add(1, Ordering::Relaxed);
@@ -135,7 +142,21 @@ impl DirectConsumer {
             QueueCmd::Purge { reply } => {
                 let _ = reply.send(0);
             }
-            QueueCmd::Delete { reply, .. } => {
+            QueueCmd::Delete {
+                if_unused,
+                if_empty,
+                reply,
+            } => {
+                // Its consumer is always there; its messages are those not yet written.
+                let waiting = self.waiting();
+                if if_unused {
+                    let _ = reply.send(Err(DeleteRefused::InUse));
+                    return;
+                }
+                if if_empty && waiting > 0 {
+                    let _ = reply.send(Err(DeleteRefused::NotEmpty));
+                    return;
+                }
                 let _ = self.conn.send(ConnEvent::ConsumerCancelled {
                     owner: self.owner,
                     tag: self.tag.clone(),
@@ -144,11 +165,7 @@ impl DirectConsumer {
             }
             QueueCmd::Stats { reply } => {
                 let _ = reply.send(QueueStats {
-                    messages: self
-                        .load
-                        .pending
-                        .load(Ordering::Relaxed)
-                        .saturating_add(self.load.held.load(Ordering::Relaxed)),
+                    messages: self.waiting(),
                     unacked: self.load.unacked.load(Ordering::Relaxed),
                     consumers: 1,
                 });
@@ -170,7 +187,15 @@ impl DirectConsumer {
         }
     }
 
-    fn deliver(&self, queue: &QueueHandle, msg: crate::model::message::MessageRef, gauged: bool) {
+    /// Messages sent to the connection and not written yet.
+    fn waiting(&self) -> u32 {
+        self.load
+            .pending
+            .load(Ordering::Relaxed)
+            .saturating_add(self.load.held.load(Ordering::Relaxed))
+    }
+
+    fn deliver(&self, queue: &QueueHandle, msg: MessageRef, gauged: bool) {
         let body = msg.body.len();
         if gauged {
             self.memory.add(body);

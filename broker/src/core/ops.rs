@@ -344,11 +344,38 @@ impl Core {
         if_unused: bool,
         if_empty: bool,
     ) -> Result<u32, AmqpError> {
+        self.delete_queue_checked(vhost, conn_id, name, None, if_unused, if_empty)
+            .await
+    }
+
+    /// Deletes the queue `name` only if it is still the incarnation `id` (a queue re-declared
+    /// under the same name since is someone else's): a late clean-up must not delete it.
+    pub async fn delete_queue_incarnation(
+        &self,
+        vhost: &str,
+        conn_id: u64,
+        name: &str,
+        id: u64,
+    ) -> Result<u32, AmqpError> {
+        self.delete_queue_checked(vhost, conn_id, name, Some(id), false, false)
+            .await
+    }
+
+    async fn delete_queue_checked(
+        &self,
+        vhost: &str,
+        conn_id: u64,
+        name: &str,
+        incarnation: Option<u64>,
+        if_unused: bool,
+        if_empty: bool,
+    ) -> Result<u32, AmqpError> {
         let _guard = self.write_lock.lock().await;
         let Some(v) = self.vhost(vhost) else {
             return Ok(0);
         };
         let q = match self.lookup_queue(vhost, conn_id, name) {
+            Ok(q) if incarnation.is_some_and(|id| id != q.handle.id()) => return Ok(0),
             Ok(q) => q,
             Err(AmqpError::Channel {
                 code: protocol_amqp::reply_code::NOT_FOUND,
@@ -924,6 +951,37 @@ mod tests {
             "a connection holding the old one must close"
         );
         assert!(core.vhost_is_live(&core.vhost("a").expect("new a")));
+    }
+
+    #[tokio::test]
+    async fn a_late_delete_of_an_old_incarnation_leaves_the_new_queue() {
+        let core = Core::new(Arc::new(storage::MemoryStorage::new()), u64::MAX);
+        core.recover().expect("recover");
+        let declare = || QueueDeclare {
+            name: "s".into(),
+            ..QueueDeclare::default()
+        };
+        core.declare_queue(DEFAULT_VHOST, 1, declare())
+            .await
+            .expect("declare");
+        let old = core.lookup_queue(DEFAULT_VHOST, 1, "s").expect("s").handle;
+        core.delete_queue(DEFAULT_VHOST, 1, "s", false, false)
+            .await
+            .expect("delete");
+        core.declare_queue(DEFAULT_VHOST, 2, declare())
+            .await
+            .expect("declare again");
+        core.delete_queue_incarnation(DEFAULT_VHOST, 1, "s", old.id())
+            .await
+            .expect("late delete");
+        let new = core
+            .lookup_queue(DEFAULT_VHOST, 2, "s")
+            .expect("the new s stays");
+        core.delete_queue_incarnation(DEFAULT_VHOST, 2, "s", new.handle.id())
+            .await
+            .expect("delete the new one");
+        assert!(core.lookup_queue(DEFAULT_VHOST, 2, "s").is_err());
+        core.shutdown.cancel();
     }
 
     #[tokio::test]

@@ -634,6 +634,11 @@ impl QueueTask {
         self.offloaded_publishers.clear();
         for (_, u) in std::mem::take(&mut self.unacked) {
             self.core.memory.sub(u.msg.body.len());
+            // The consumer's connection will never settle it with us: its window unit
+            // would be lost for the connection's other queues.
+            if let Some(shared) = &u.shared {
+                shared.give_back();
+            }
         }
         if self.durable
             && let Err(e) = self.core.storage().delete_queue(&self.key)

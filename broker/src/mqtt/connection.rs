@@ -339,8 +339,16 @@ impl MqttConn {
             self.out.clear();
         }
         result?;
-        // A no-op on TCP; WebSocket frames leave only when flushed.
-        self.writer.flush().await
+        // A no-op on TCP; WebSocket frames leave only when flushed (where a WebSocket
+        // client's socket makes us wait).
+        if let Some(direct) = &self.direct {
+            direct.load.set_busy(true);
+        }
+        let flushed = self.writer.flush().await;
+        if let Some(direct) = &self.direct {
+            direct.load.set_busy(false);
+        }
+        flushed
     }
 
     /// Writes `out` whole. While the socket makes us wait, a direct queue knows we are
@@ -523,6 +531,9 @@ impl MqttConn {
             Ok(opened) => opened,
             Err(e) => {
                 tracing::error!(client_id = %self.client_id, error = %e, "cannot open the MQTT session");
+                self.shared
+                    .sessions
+                    .unregister(&self.vhost, &self.client_id, self.id);
                 self.connack(
                     ReasonCode::SERVER_UNAVAILABLE,
                     false,
@@ -545,14 +556,22 @@ impl MqttConn {
             props.shared_subscription_available = Some(true);
         }
         self.connack(ReasonCode::SUCCESS, session_present, props);
-        if self.flush().await.is_err() {
-            return false;
-        }
-        if let Some(queue) = self.session_handle.clone().filter(|q| !q.is_direct())
-            && !self
-                .consume(&queue, ShortStr::from_static(SESSION_TAG))
-                .await
-        {
+        let consumed = match self.session_handle.clone().filter(|q| !q.is_direct()) {
+            _ if self.flush().await.is_err() => false,
+            Some(queue) => {
+                self.consume(&queue, ShortStr::from_static(SESSION_TAG))
+                    .await
+            }
+            None => true,
+        };
+        if !consumed {
+            // Gone before it started: what it opened must not outlive it.
+            if !self.keep_session {
+                self.end_own_session().await;
+            }
+            self.shared
+                .sessions
+                .unregister(&self.vhost, &self.client_id, self.id);
             return false;
         }
         self.rejoin_groups(memberships).await;
@@ -613,6 +632,7 @@ impl MqttConn {
                 conn_id: self.id,
                 load: load.clone(),
                 memory: core.memory.clone(),
+                at_most_once: super::convert::is_qos0,
             };
             let handle = core
                 .declare_direct_queue(&vhost, &self.session_queue, consumer)
@@ -823,7 +843,7 @@ impl MqttConn {
             Packet::Publish(p) => return self.handle_publish(p).await,
             Packet::PubAck(a) => self.on_puback(a.packet_id).await,
             Packet::PubRec(r) => self.on_pubrec(r.packet_id, r.reason).await,
-            Packet::PubComp(c) => self.on_pubcomp(c.packet_id),
+            Packet::PubComp(c) => self.on_pubcomp(c.packet_id).await,
             Packet::PubRel(r) => self.on_pubrel(r.packet_id),
             Packet::Subscribe(s) => return self.handle_subscribe(s).await,
             Packet::Unsubscribe(u) => self.handle_unsubscribe(u).await,
@@ -854,19 +874,27 @@ impl MqttConn {
     async fn handle_events(&mut self, events: &mut Vec<ConnEvent>) -> Option<End> {
         let mut confirmed = false;
         let mut direct = 0;
+        let mut end = None;
         for event in events.drain(..) {
             match event {
+                ConnEvent::Deliver(d) if end.is_some() => {
+                    // Ending: what is not delivered leaves the memory count all the same.
+                    direct += u32::from(d.queue.is_direct());
+                    if d.gauged {
+                        self.shared.core.memory.sub(d.msg.body.len());
+                    }
+                }
                 ConnEvent::Deliver(d) => {
                     direct += u32::from(d.queue.is_direct());
                     self.deliver(*d).await;
                 }
+                ConnEvent::Confirm { .. } | ConnEvent::ConsumerCancelled { .. }
+                    if end.is_some() => {}
                 ConnEvent::Confirm { seq, ok, .. } => {
                     confirmed = true;
                     let mut out = Vec::new();
                     self.confirms.answer(seq, ok, &mut out);
-                    if let Some(end) = self.emit_confirms(out) {
-                        return Some(end);
-                    }
+                    end = self.emit_confirms(out);
                 }
                 ConnEvent::ConsumerCancelled { tag, .. } => {
                     // The queue went away (deleted by an operator or an AMQP client).
@@ -879,6 +907,9 @@ impl MqttConn {
         }
         if let Some(state) = self.direct.as_ref().filter(|_| direct > 0) {
             state.load.taken(direct);
+        }
+        if end.is_some() {
+            return end;
         }
         if confirmed {
             let mut out = Vec::new();
@@ -917,8 +948,9 @@ impl MqttConn {
         self.settle_written().await;
         // What a direct queue sent us and we never sent on leaves the memory count.
         rx.close();
-        let memory = &self.shared.core.memory;
-        while let Ok(event) = rx.try_recv() {
+        let memory = self.shared.core.memory.clone();
+        // `recv`, not `try_recv`: a send under way when the mailbox closed still arrives.
+        while let Some(event) = rx.recv().await {
             if let ConnEvent::Deliver(d) = event
                 && d.gauged
             {
@@ -950,9 +982,7 @@ impl MqttConn {
         }
         let core = self.shared.core.clone();
         if !self.keep_session {
-            self.shared
-                .end_session(&self.vhost, self.id, &self.session_queue)
-                .await;
+            self.end_own_session().await;
         }
         // Groups this connection was a clean member of end with it (when nothing else uses
         // them); a persistent session's memberships keep theirs.
@@ -979,6 +1009,16 @@ impl MqttConn {
         let _ = self.flush().await;
         let _ = self.writer.shutdown().await;
         tracing::debug!(client_id = %self.client_id, ?end, "MQTT client disconnected");
+    }
+
+    /// Deletes the session queue if it is still the one this connection opened (none: the
+    /// queue was deleted under it, and a queue of that name now is a successor's).
+    async fn end_own_session(&mut self) {
+        if let Some(handle) = self.session_handle.take() {
+            self.shared
+                .end_session_of(&self.vhost, self.id, &self.session_queue, Some(handle.id()))
+                .await;
+        }
     }
 
     /// Publishes the will now, or after its 5.0 Will Delay Interval unless the client is back.

@@ -167,14 +167,25 @@ impl Deliverable {
     }
 }
 
+/// Whether an MQTT subscriber gets `msg` at QoS 0 whatever its subscription (published at
+/// QoS 0, or an AMQP message without the QoS header that is not persistent); also `true` for
+/// a message no MQTT subscriber can get.
+pub fn is_qos0(msg: &Message) -> bool {
+    cached_form(msg).is_none_or(|form| form.qos == QoS::AtMostOnce)
+}
+
+/// The message's MQTT form, made on first use.
+fn cached_form(msg: &Message) -> Option<&Arc<Outgoing>> {
+    msg.mqtt_form
+        .0
+        .get_or_init(|| mqtt_form(msg).map(Arc::new))
+        .as_ref()
+}
+
 /// Reads a message for MQTT delivery. `None` when its routing key is no valid MQTT topic
 /// (e.g. the empty key) or it has expired.
 pub fn from_message(msg: &Message) -> Option<Deliverable> {
-    let form = msg
-        .mqtt_form
-        .0
-        .get_or_init(|| mqtt_form(msg).map(Arc::new))
-        .clone()?;
+    let form = cached_form(msg)?.clone();
     let props = &msg.properties;
     let mut expiry = None;
     if let Some(ms) = props

@@ -180,12 +180,42 @@ impl Shared {
     /// Deletes the session queue `queue` (its subscriptions and group memberships go with its
     /// bindings), then the groups it was the last member of.
     pub(crate) async fn end_session(&self, vhost: &str, conn_id: u64, queue: &str) {
-        let groups = shared_groups::memberships(&self.core.topology(vhost), queue);
-        if let Err(e) = self
-            .core
-            .delete_queue(vhost, conn_id, queue, false, false)
-            .await
+        self.end_session_of(vhost, conn_id, queue, None).await;
+    }
+
+    /// [`Shared::end_session`], but only if the session queue is still the incarnation
+    /// `id`: a connection whose clean-up comes late (a takeover stopped waiting for it) must
+    /// not end its successor's session.
+    pub(crate) async fn end_session_of(
+        &self,
+        vhost: &str,
+        conn_id: u64,
+        queue: &str,
+        id: Option<u64>,
+    ) {
+        let topology = self.core.topology(vhost);
+        if let Some(id) = id
+            && topology
+                .queues
+                .get(queue)
+                .is_none_or(|q| q.handle.id() != id)
         {
+            return;
+        }
+        let groups = shared_groups::memberships(&topology, queue);
+        let deleted = match id {
+            Some(id) => {
+                self.core
+                    .delete_queue_incarnation(vhost, conn_id, queue, id)
+                    .await
+            }
+            None => {
+                self.core
+                    .delete_queue(vhost, conn_id, queue, false, false)
+                    .await
+            }
+        };
+        if let Err(e) = deleted {
             tracing::warn!(%queue, error = %e, "cannot delete the session queue");
             return;
         }

@@ -23,6 +23,17 @@ struct Route {
     ids: Vec<NonZeroU32>,
 }
 
+/// What became of a PUBLISH we tried to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// Encoded for the next write.
+    Yes,
+    /// Larger than the client's Maximum Packet Size: it can never take it.
+    TooLarge,
+    /// Every packet identifier is in use: it can take it once one is free.
+    NoPacketId,
+}
+
 /// Settles one delivery with its queue. A free function: the connection is not `Sync`, so
 /// its methods cannot hold `&self` across an await.
 async fn settle(owner: ChannelKey, queue: &QueueHandle, seq: u64, how: Settle) {
@@ -82,6 +93,8 @@ impl MqttConn {
     async fn deliver_one(&mut self, d: Delivery, from_held: bool) {
         let (gauged, body) = (d.gauged, d.msg.body.len());
         match (self.try_deliver(d, from_held).await, self.direct.as_mut()) {
+            // Back where it was: the window or the identifiers are full.
+            (Some(held), Some(direct)) if from_held => direct.held.push_front(Box::new(held)),
             (Some(held), Some(direct)) => direct.held.push_back(Box::new(held)),
             (_, _) if gauged => self.shared.core.memory.sub(body),
             (_, _) => {}
@@ -136,7 +149,7 @@ impl MqttConn {
         // A direct QoS 0 delivery has nothing to settle; a direct QoS 1/2 one gives its unit
         // of the window back when acknowledged.
         let source = (!direct || credit).then(|| (d.queue.clone(), d.seq));
-        if !self.publish_out(
+        let sent = self.publish_out(
             &d.msg,
             out.form.topic.clone(),
             qos,
@@ -144,11 +157,26 @@ impl MqttConn {
             d.redelivered,
             properties,
             source,
-        ) {
-            give_back(self, credit);
-            let_go(self.owner, &d, Settle::Drop).await;
+        );
+        match sent {
+            Sent::Yes => None,
+            Sent::TooLarge => {
+                give_back(self, credit);
+                let_go(self.owner, &d, Settle::Drop).await;
+                None
+            }
+            // Every identifier is in flight (retained messages take them outside the window):
+            // the message waits for one, it is not lost.
+            Sent::NoPacketId => {
+                give_back(self, credit);
+                if direct {
+                    Some(d)
+                } else {
+                    let_go(self.owner, &d, Settle::Requeue).await;
+                    None
+                }
+            }
         }
-        None
     }
 
     /// Direct deliveries held for the client's receive window, as far as it has room now.
@@ -159,16 +187,27 @@ impl MqttConn {
                 return;
             };
             self.deliver_one(*d, true).await;
+            if self.ids.in_flight() >= usize::from(u16::MAX) {
+                return;
+            }
         }
     }
 
     /// The client acknowledged (or refused) a delivery from `queue`.
     async fn acknowledged(&mut self, queue: &QueueHandle, seq: u64) {
-        if queue.is_direct() {
-            self.credit.give_back();
-            self.pump_held().await;
-        } else {
+        if !queue.is_direct() {
             settle(self.owner, queue, seq, Settle::Ack).await;
+            return;
+        }
+        let was_full = !self.credit.available();
+        self.credit.give_back();
+        if was_full {
+            // A group queue may have found the window full: it only looks again when woken.
+            let groups: Vec<QueueHandle> =
+                self.shared_subs.values().map(|s| s.queue.clone()).collect();
+            for group in groups {
+                let _ = group.send(QueueCmd::Wake).await;
+            }
         }
     }
 
@@ -181,7 +220,7 @@ impl MqttConn {
         }
     }
 
-    /// Encodes one PUBLISH; false if it could not be sent (too large, no packet id).
+    /// Encodes one PUBLISH, if it can be sent.
     #[allow(clippy::too_many_arguments)]
     fn publish_out(
         &mut self,
@@ -192,7 +231,7 @@ impl MqttConn {
         redelivered: bool,
         mut properties: PublishProperties,
         source: Option<(QueueHandle, u64)>,
-    ) -> bool {
+    ) -> Sent {
         if self.version == ProtocolVersion::V311 {
             properties = PublishProperties::default();
         }
@@ -202,8 +241,8 @@ impl MqttConn {
             match self.ids.allocate() {
                 Some(id) => Some(id),
                 None => {
-                    tracing::warn!(client_id = %self.client_id, "no free packet identifier");
-                    return false;
+                    tracing::debug!(client_id = %self.client_id, "no free packet identifier");
+                    return Sent::NoPacketId;
                 }
             }
         };
@@ -244,7 +283,7 @@ impl MqttConn {
             if let Some(id) = packet_id {
                 self.ids.release(id);
             }
-            return false;
+            return Sent::TooLarge;
         }
         self.send(&packet);
         if let Some((name, alias)) = new_alias {
@@ -266,7 +305,7 @@ impl MqttConn {
                 }
             }
         }
-        true
+        Sent::Yes
     }
 
     /// Retained messages for a new subscription.
@@ -287,7 +326,7 @@ impl MqttConn {
             properties.subscription_identifiers = id.into_iter().collect();
             let qos = out.form.qos.min(max_qos);
             let topic = out.form.topic.clone();
-            self.publish_out(&msg, topic, qos, true, false, properties, None);
+            let _ = self.publish_out(&msg, topic, qos, true, false, properties, None);
         }
     }
 
@@ -297,6 +336,7 @@ impl MqttConn {
             if let Some((queue, seq)) = o.source {
                 self.acknowledged(&queue, seq).await;
             }
+            self.pump_held().await;
         }
     }
 
@@ -309,9 +349,15 @@ impl MqttConn {
             }
             return;
         };
-        // The client owns the message now: the queue can let go of it.
-        let source = o.source.take();
         let failed = reason.is_error();
+        // The client owns the message now: the queue can let go of it. A direct delivery's
+        // unit of the receive window comes back with the PUBCOMP, or now if refused [MQTT 4.9].
+        let direct = o.source.as_ref().is_some_and(|(q, _)| q.is_direct());
+        let source = if direct && !failed {
+            None
+        } else {
+            o.source.take()
+        };
         if failed {
             self.outbound.remove(&id);
             self.ids.release(id);
@@ -322,11 +368,18 @@ impl MqttConn {
         if let Some((queue, seq)) = source {
             self.acknowledged(&queue, seq).await;
         }
+        if failed {
+            self.pump_held().await;
+        }
     }
 
-    pub(crate) fn on_pubcomp(&mut self, id: PacketId) {
-        if self.outbound.remove(&id).is_some() {
+    pub(crate) async fn on_pubcomp(&mut self, id: PacketId) {
+        if let Some(o) = self.outbound.remove(&id) {
             self.ids.release(id);
+            if let Some((queue, seq)) = o.source {
+                self.acknowledged(&queue, seq).await;
+            }
+            self.pump_held().await;
         }
     }
 }

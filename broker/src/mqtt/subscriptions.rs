@@ -134,6 +134,12 @@ impl MqttConn {
         let mut codes = Vec::with_capacity(s.filters.len());
         let mut retained_for = Vec::new();
         let may_read = self.topic_access(crate::core::access::Access::Read);
+        if let Some(direct) = &self.direct
+            && s.filters.iter().any(|f| f.options.qos != QoS::AtMostOnce)
+        {
+            // Before the bindings: a message they route must not be dropped as at most once.
+            direct.load.set_at_most_once(false);
+        }
         for sub in &s.filters {
             let code = match sub.filter.shared() {
                 _ if !may_read => {
