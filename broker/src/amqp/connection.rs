@@ -476,6 +476,8 @@ impl Conn {
         for event in events.drain(..) {
             match event {
                 ConnEvent::Deliver(d) => self.deliver(*d).await,
+                // Direct queues are MQTT clean sessions': they never deliver to AMQP.
+                ConnEvent::DeliverDirect(_) => {}
                 ConnEvent::Confirm { channel, seq, ok } => {
                     if let Some(ch) = self.channels.get_mut(&channel) {
                         ch.confirm_answer(seq, ok);

@@ -45,6 +45,9 @@ pub enum ConnEvent {
     /// bytes; boxed, the slot is 32 (1 KiB less per idle connection, one allocation per
     /// delivery).
     Deliver(Box<Delivery>),
+    /// Messages from a direct queue (see [`direct`]), sent together: a publisher's whole
+    /// read of its socket arrives as one event, and goes out in one write.
+    DeliverDirect(Box<direct::DirectDeliveries>),
     /// A publisher-confirm outcome for one published message.
     Confirm {
         /// Channel number of the publishing channel.

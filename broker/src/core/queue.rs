@@ -70,10 +70,16 @@ pub struct QueueCounts {
 
 impl QueueCounters {
     pub(crate) fn add_published(&self) {
-        self.published.fetch_add(1, Ordering::Relaxed);
+        self.add_published_n(1);
+    }
+    pub(crate) fn add_published_n(&self, n: u64) {
+        self.published.fetch_add(n, Ordering::Relaxed);
     }
     pub(crate) fn add_delivered(&self) {
-        self.delivered.fetch_add(1, Ordering::Relaxed);
+        self.add_delivered_n(1);
+    }
+    pub(crate) fn add_delivered_n(&self, n: u64) {
+        self.delivered.fetch_add(n, Ordering::Relaxed);
     }
     pub(crate) fn add_got(&self) {
         self.got.fetch_add(1, Ordering::Relaxed);
@@ -121,6 +127,27 @@ impl QueueHandle {
     /// Whether this is a direct queue: its deliveries need no settling with it.
     pub fn is_direct(&self) -> bool {
         matches!(self.inner.backend, Backend::Direct(_))
+    }
+
+    /// Whether this direct queue's consumer is behind while its socket keeps up: a publisher
+    /// should give it the CPU (yield) before reading more, rather than make it drop.
+    pub fn direct_behind(&self) -> bool {
+        match &self.inner.backend {
+            Backend::Direct(consumer) => consumer.behind(),
+            Backend::Task(_) => false,
+        }
+    }
+
+    /// Publishes `msgs` (no confirms) to a direct queue as one mailbox event, so that its
+    /// consumer writes them in one go; `false` (nothing done) if this is not a direct queue.
+    pub fn publish_direct(&self, msgs: Vec<MessageRef>) -> bool {
+        match &self.inner.backend {
+            Backend::Direct(consumer) => {
+                consumer.publish(self, msgs);
+                true
+            }
+            Backend::Task(_) => false,
+        }
     }
 
     /// Unique id of this queue incarnation (a re-declared queue of the same name gets another).

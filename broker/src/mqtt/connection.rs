@@ -31,7 +31,7 @@ use super::subscriptions::Sub;
 use super::{Shared, SharedSub};
 use crate::amqp::confirms::Confirms;
 use crate::core::access::LoginRefused;
-use crate::core::direct::{DirectConsumer, DirectLoad};
+use crate::core::direct::{DirectBatch, DirectConsumer, DirectLoad};
 use crate::core::ops::QueueDeclare;
 use crate::core::queue::{ConsumerSpec, QueueCmd, QueueHandle, SharedCredit};
 use crate::core::registry::{ConnectionMeta, Counted, IoCounters, Protocol, Registered};
@@ -134,6 +134,9 @@ pub(crate) struct MqttConn {
     pub outbound: HashMap<PacketId, Outbound>,
     /// QoS 0 deliveries written this round, acked to their queue after the write.
     pub auto_settle: Vec<(QueueHandle, u64)>,
+    /// QoS 0 messages this client published to direct queues during the current read of
+    /// its socket, sent when the read is handled. Boxed and made on first use.
+    pub direct_out: Option<Box<DirectBatch>>,
     /// A clean session's queue is direct (see `core::direct`): what we keep for it. Boxed:
     /// the connection future is what every idle connection holds.
     pub direct: Option<Box<DirectState>>,
@@ -142,6 +145,8 @@ pub(crate) struct MqttConn {
     pub alias_max_out: u16,
     /// The memory alarm stopped this publisher: the socket is not read until it clears.
     pub publish_blocked: bool,
+    /// Quiet read rounds in a row since the last burst (see `size_read_buffer`).
+    quiet_rounds: u8,
     /// Topics we gave an alias to on this connection.
     pub aliases_out: HashMap<String, u16>,
     _registration: Option<Registration>,
@@ -254,9 +259,11 @@ async fn handshake(
         outbound: HashMap::new(),
         auto_settle: Vec::new(),
         direct: None,
+        direct_out: None,
         client_max_packet: protocol_mqtt::MAX_PACKET_SIZE,
         alias_max_out: 0,
         publish_blocked: false,
+        quiet_rounds: 0,
         aliases_out: HashMap::new(),
         _registration: None,
         io,
@@ -808,7 +815,23 @@ impl MqttConn {
         self.direct.as_ref().is_some_and(|d| !d.held.is_empty())
     }
 
+    /// Handles what one read of the socket brought, then sends what it published to direct
+    /// queues.
     async fn read_round(
+        &mut self,
+        reader: &mut Reader,
+        first: Result<Packet, ReadError>,
+    ) -> Option<End> {
+        let end = self.read_packets(reader, first).await;
+        if self.send_direct_out() {
+            // A subscriber is short of CPU, not of a reader: let it write before this
+            // publisher reads more, rather than have it drop QoS 0 messages.
+            tokio::task::yield_now().await;
+        }
+        end
+    }
+
+    async fn read_packets(
         &mut self,
         reader: &mut Reader,
         first: Result<Packet, ReadError>,
@@ -834,7 +857,7 @@ impl MqttConn {
                 next = reader.next().now_or_never().flatten();
             }
         }
-        size_read_buffer(reader, handled);
+        size_read_buffer(reader, handled, &mut self.quiet_rounds);
         None
     }
 
@@ -879,14 +902,32 @@ impl MqttConn {
             match event {
                 ConnEvent::Deliver(d) if end.is_some() => {
                     // Ending: what is not delivered leaves the memory count all the same.
-                    direct += u32::from(d.queue.is_direct());
                     if d.gauged {
                         self.shared.core.memory.sub(d.msg.body.len());
                     }
                 }
-                ConnEvent::Deliver(d) => {
-                    direct += u32::from(d.queue.is_direct());
-                    self.deliver(*d).await;
+                ConnEvent::Deliver(d) => self.deliver(*d).await,
+                ConnEvent::DeliverDirect(batch) => {
+                    direct += u32::try_from(batch.msgs.len()).unwrap_or(u32::MAX);
+                    let queue = batch.queue;
+                    for (msg, gauged) in batch.msgs {
+                        if end.is_some() {
+                            if gauged {
+                                self.shared.core.memory.sub(msg.body.len());
+                            }
+                            continue;
+                        }
+                        self.deliver(Delivery {
+                            owner: self.owner,
+                            consumer_tag: ShortStr::from_static(SESSION_TAG),
+                            queue: queue.clone(),
+                            seq: 0,
+                            msg,
+                            redelivered: false,
+                            gauged,
+                        })
+                        .await;
+                    }
                 }
                 ConnEvent::Confirm { .. } | ConnEvent::ConsumerCancelled { .. }
                     if end.is_some() => {}
@@ -951,10 +992,10 @@ impl MqttConn {
         let memory = self.shared.core.memory.clone();
         // `recv`, not `try_recv`: a send under way when the mailbox closed still arrives.
         while let Some(event) = rx.recv().await {
-            if let ConnEvent::Deliver(d) = event
-                && d.gauged
-            {
-                memory.sub(d.msg.body.len());
+            if let ConnEvent::DeliverDirect(batch) = event {
+                for (msg, _) in batch.msgs.iter().filter(|(_, gauged)| *gauged) {
+                    memory.sub(msg.body.len());
+                }
             }
         }
         if let Some(direct) = self.direct.as_mut() {
@@ -1118,18 +1159,31 @@ fn v3_connack_code(code: ReasonCode) -> ReasonCode {
     })
 }
 
-/// Sizes the read buffer after a read round of `handled` packets: a full round is a burst, so
-/// the buffer grows to take many packets per read; a round of one packet with nothing left
-/// over means the client is quiet, so a buffer a burst grew is released (memory per idle
-/// connection).
-fn size_read_buffer(reader: &mut Reader, handled: usize) {
+/// Read rounds of at least this many packets make a burst (the read buffer grows).
+const BURST_PACKETS: usize = 4;
+/// Quiet rounds (one packet, nothing left over) in a row after which a buffer a burst grew is
+/// released. Not the first: a fast publisher whose packets are handled as they arrive has
+/// rounds of one now and then, and a buffer shrunk then would read a few packets per system
+/// call for the rest of its burst.
+const QUIET_ROUNDS: u8 = 16;
+
+/// Sizes the read buffer after a read round of `handled` packets: a round of several is a
+/// burst, so the buffer grows to take many packets per read; after many rounds of one packet
+/// with nothing left over the client is quiet, and a buffer a burst grew is released (memory
+/// per idle connection). `quiet` counts those rounds.
+fn size_read_buffer(reader: &mut Reader, handled: usize, quiet: &mut u8) {
     let buffer = reader.read_buffer_mut();
-    if handled >= READ_BATCH {
+    if handled >= BURST_PACKETS {
+        *quiet = 0;
         if buffer.capacity() < BURST_READ_BUFFER {
             buffer.reserve(BURST_READ_BUFFER - buffer.len());
         }
     } else if handled <= 1 && buffer.is_empty() && buffer.capacity() > IDLE_READ_BUFFER {
-        *buffer = BytesMut::with_capacity(IDLE_READ_BUFFER);
+        *quiet = quiet.saturating_add(1);
+        if *quiet >= QUIET_ROUNDS {
+            *buffer = BytesMut::with_capacity(IDLE_READ_BUFFER);
+            *quiet = 0;
+        }
     }
 }
 

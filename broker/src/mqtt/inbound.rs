@@ -15,6 +15,9 @@ use crate::amqp::confirms::ConfirmOut;
 use crate::core::ConfirmTarget;
 use crate::core::queue::QueueCmd;
 
+/// Direct queues a publisher's batch keeps room for between reads; a burst to more frees it.
+const DIRECT_OUT_KEPT: usize = 64;
+
 impl MqttConn {
     pub(crate) async fn handle_publish(&mut self, p: Publish) -> Option<End> {
         let v5 = self.version == ProtocolVersion::V5;
@@ -129,6 +132,13 @@ impl MqttConn {
         );
         let Some(packet_id) = packet_id.filter(|_| p.qos != QoS::AtMostOnce) else {
             for queue in targets {
+                if queue.is_direct() {
+                    // Sent at the end of the read (`send_direct_out`), with the others.
+                    self.direct_out
+                        .get_or_insert_with(Default::default)
+                        .push(&queue, &msg);
+                    continue;
+                }
                 let _ = queue
                     .send(QueueCmd::Publish {
                         msg: msg.clone(),
@@ -138,6 +148,8 @@ impl MqttConn {
             }
             return None;
         };
+        // What this client published before goes first.
+        let _ = self.send_direct_out();
         let answers = u32::try_from(targets.len()).unwrap_or(u32::MAX) + u32::from(barrier);
         let seq = self.confirms.publish(answers);
         self.pending_pub
@@ -173,6 +185,19 @@ impl MqttConn {
             return self.emit_confirms(out);
         }
         None
+    }
+
+    /// Sends the QoS 0 messages gathered for direct queues; whether a subscriber is behind.
+    pub(crate) fn send_direct_out(&mut self) -> bool {
+        let Some(batch) = self.direct_out.as_mut() else {
+            return false;
+        };
+        let behind = batch.send();
+        if batch.capacity() > DIRECT_OUT_KEPT {
+            // A burst to many sessions: the next read starts small again.
+            self.direct_out = None;
+        }
+        behind
     }
 
     /// Sends PUBACK/PUBREC for confirmed publishes, in the order they arrived.
