@@ -298,3 +298,34 @@ async fn an_amqp_delete_if_unused_leaves_a_connected_clean_session_alone() {
         .expect("publish");
     assert_eq!(seq_of(&next_publish(&mut sub).await.payload), 7);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_session_gets_its_queue_with_its_first_subscription() {
+    let broker = TestBroker::start().await;
+    let api = Api::new(&broker);
+    let mut client = raw_client(&broker, "lazy").await;
+    let sessions = api.get("/api/mqtt/sessions").await;
+    let listed = sessions
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["client_id"] == "lazy"))
+        .cloned()
+        .expect("a connected session is listed before it subscribes");
+    assert_eq!(listed["connected"], true, "{listed}");
+    assert_eq!(listed["subscriptions"], serde_json::json!([]), "{listed}");
+    let (status, _) = api
+        .request(
+            reqwest::Method::GET,
+            "/api/queues/%2F/mqtt-subscription-lazy",
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND, "no queue yet");
+    client
+        .subscribe(&[("lazy/t", QoS::AtMostOnce)])
+        .await
+        .expect("subscribe");
+    assert_eq!(
+        queue(&api, "mqtt-subscription-lazy").await["type"],
+        "mqtt-direct"
+    );
+}

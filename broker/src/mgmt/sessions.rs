@@ -3,6 +3,8 @@
 //! A session is its queue `mqtt-subscription-<client id>` and that queue's `amq.topic`
 //! bindings (one per subscription, options in the binding arguments), so everything shown
 //! here is read from the topology, plus the connection holding the session if any. A
+//! connected clean session that has not subscribed yet has no queue: it is listed from its
+//! connection. A
 //! disconnected session's protocol is known from its queue only for 5.0 sessions with a
 //! finite expiry (the expiry is stored in the queue arguments); otherwise it is `null`.
 
@@ -17,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::{API_CONN_ID, ApiError, MgmtState, check_vhost};
 use crate::core::Core;
-use crate::core::queue::QueueCmd;
+use crate::core::queue::{QueueCmd, QueueStats};
 use crate::core::registry::{ConnectionInfo, Protocol};
 use crate::core::topology::QueueEntry;
 use crate::mqtt::sessions::{TimerKind, client_id_of, session_queue, subscriptions};
@@ -51,10 +53,11 @@ async fn session_json(
     mqtt: &Shared,
     vhost: &str,
     client_id: &str,
-    queue: &QueueEntry,
+    queue: Option<&QueueEntry>,
 ) -> Value {
     let conn = holder(core, mqtt, vhost, client_id);
-    let stored_expiry = match queue.arguments.get(SESSION_EXPIRY_ARG) {
+    let durable = queue.is_some_and(|q| q.durable);
+    let stored_expiry = match queue.and_then(|q| q.arguments.get(SESSION_EXPIRY_ARG)) {
         Some(FieldValue::U32(e)) => Some(*e),
         _ => None,
     };
@@ -67,21 +70,24 @@ async fn session_json(
     // 5.0: the stored expiry, else "never" for a session that survives its connection and 0
     // for one that does not. 3.1.1 has a clean-session flag instead.
     let expiry_interval = match protocol {
-        Some("5.0") => Some(stored_expiry.unwrap_or(if queue.durable { u32::MAX } else { 0 })),
+        Some("5.0") => Some(stored_expiry.unwrap_or(if durable { u32::MAX } else { 0 })),
         _ => None,
     };
     let clean_session = match protocol {
-        Some("3.1.1") => Some(!queue.durable),
+        Some("3.1.1") => Some(!durable),
         _ => None,
     };
-    let stats = tokio::time::timeout(
-        STATS_TIMEOUT,
-        queue.handle.ask(|reply| QueueCmd::Stats { reply }),
-    )
-    .await
-    .ok()
-    .flatten()
-    .unwrap_or_default();
+    let stats = match queue {
+        Some(queue) => tokio::time::timeout(
+            STATS_TIMEOUT,
+            queue.handle.ask(|reply| QueueCmd::Stats { reply }),
+        )
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default(),
+        None => QueueStats::default(),
+    };
     let topology = core.topology(vhost);
     let subs: Vec<Value> = subscriptions(&topology, client_id)
         .into_iter()
@@ -102,7 +108,7 @@ async fn session_json(
         "protocol": protocol,
         "clean_session": clean_session,
         "expiry_interval": expiry_interval,
-        "durable": queue.durable,
+        "durable": durable,
         "queue": session_queue(client_id),
         "subscriptions": subs,
         "messages": u64::from(stats.messages) + u64::from(stats.unacked),
@@ -116,19 +122,29 @@ async fn session_json(
 /// `GET /api/mqtt/sessions`: every session of every vhost, by vhost and client id.
 pub(crate) async fn list(State(s): State<MgmtState>) -> Result<Json<Vec<Value>>, ApiError> {
     let mqtt = mqtt(&s)?;
-    let mut found: Vec<(String, String, QueueEntry)> = Vec::new();
+    let mut found: Vec<(String, String, Option<QueueEntry>)> = Vec::new();
     for vhost in s.core.vhosts() {
         let topology = vhost.topology();
         for (name, q) in &topology.queues {
             if let Some(client_id) = client_id_of(name) {
-                found.push((vhost.name().to_string(), client_id.to_string(), q.clone()));
+                found.push((
+                    vhost.name().to_string(),
+                    client_id.to_string(),
+                    Some(q.clone()),
+                ));
             }
+        }
+    }
+    // Connected sessions without a queue (clean, nothing subscribed yet).
+    for (vhost, client_id) in mqtt.sessions.connected_clients() {
+        if !found.iter().any(|(v, c, _)| *v == vhost && *c == client_id) {
+            found.push((vhost, client_id, None));
         }
     }
     found.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     let views = found
         .iter()
-        .map(|(vhost, client_id, q)| session_json(&s.core, mqtt, vhost, client_id, q));
+        .map(|(vhost, client_id, q)| session_json(&s.core, mqtt, vhost, client_id, q.as_ref()));
     Ok(Json(futures_util::future::join_all(views).await))
 }
 
@@ -138,13 +154,24 @@ fn no_session(vhost: &str, client_id: &str) -> ApiError {
     ))
 }
 
-fn find(core: &Core, vhost: &str, client_id: &str) -> Result<QueueEntry, ApiError> {
+/// The session's queue, if it has one; `Err` if there is no such session (no queue and no
+/// connection).
+fn find(
+    core: &Core,
+    mqtt: &Shared,
+    vhost: &str,
+    client_id: &str,
+) -> Result<Option<QueueEntry>, ApiError> {
     check_vhost(core, vhost)?;
-    core.topology(vhost)
+    let queue = core
+        .topology(vhost)
         .queues
         .get(&session_queue(client_id))
-        .cloned()
-        .ok_or_else(|| no_session(vhost, client_id))
+        .cloned();
+    if queue.is_none() && holder(core, mqtt, vhost, client_id).is_none() {
+        return Err(no_session(vhost, client_id));
+    }
+    Ok(queue)
 }
 
 /// `GET /api/mqtt/sessions/{vhost}/{client_id}`.
@@ -153,9 +180,9 @@ pub(crate) async fn show(
     Path((vhost, client_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let mqtt = mqtt(&s)?;
-    let q = find(&s.core, &vhost, &client_id)?;
+    let q = find(&s.core, mqtt, &vhost, &client_id)?;
     Ok(Json(
-        session_json(&s.core, mqtt, &vhost, &client_id, &q).await,
+        session_json(&s.core, mqtt, &vhost, &client_id, q.as_ref()).await,
     ))
 }
 
@@ -168,7 +195,7 @@ pub(crate) async fn delete(
     Path((vhost, client_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let mqtt = mqtt(&s)?;
-    find(&s.core, &vhost, &client_id)?;
+    find(&s.core, mqtt, &vhost, &client_id)?;
     if let Some(conn) = holder(&s.core, mqtt, &vhost, &client_id) {
         let released = mqtt.sessions.released(&vhost, &client_id);
         conn.close("session deleted by an administrator");

@@ -72,6 +72,15 @@ pub(crate) struct Outbound {
     pub released: bool,
 }
 
+/// The topic aliases of a 5.0 connection.
+#[derive(Debug, Default)]
+pub(crate) struct TopicAliases {
+    /// Aliases the client set for its publishes.
+    pub inbound: HashMap<u16, TopicName>,
+    /// Topics we gave an alias to.
+    pub outbound: HashMap<String, u16>,
+}
+
 /// What a connection keeps for its direct session queue.
 #[derive(Debug)]
 pub(crate) struct DirectState {
@@ -110,7 +119,11 @@ pub(crate) struct MqttConn {
     pub version: ProtocolVersion,
     pub client_id: Arc<str>,
     pub owner: ChannelKey,
-    pub tx: ConnTx,
+    /// The mailbox, made when first needed (a subscription, a QoS 1/2 publish): a client
+    /// that never subscribes nor needs an answer from a queue holds none.
+    tx: Option<ConnTx>,
+    /// A mailbox made since the run loop last looked; it takes the receiver from here.
+    new_rx: Option<mpsc::UnboundedReceiver<ConnEvent>>,
     writer: WriteHalf,
     pub out: BytesMut,
     keep_alive: u16,
@@ -125,7 +138,9 @@ pub(crate) struct MqttConn {
     pub shared_subs: HashMap<ShortStr, SharedSub>,
     pub credit: Arc<SharedCredit>,
     will: Option<Will>,
-    pub aliases_in: HashMap<u16, TopicName>,
+    /// 5.0 topic aliases both ways, made on first use (most clients use none; every idle
+    /// connection's task would hold two empty maps).
+    pub aliases: Option<Box<TopicAliases>>,
     pub inbound_qos2: InboundQos2,
     pub confirms: Confirms,
     /// Publish confirm sequence → (packet id, QoS, routed anywhere).
@@ -147,8 +162,6 @@ pub(crate) struct MqttConn {
     pub publish_blocked: bool,
     /// Quiet read rounds in a row since the last burst (see `size_read_buffer`).
     quiet_rounds: u8,
-    /// Topics we gave an alias to on this connection.
-    pub aliases_out: HashMap<String, u16>,
     _registration: Option<Registration>,
     /// Bytes in and out of the transport.
     io: Arc<IoCounters>,
@@ -175,12 +188,12 @@ pub(crate) async fn serve(
     // handshake's (the CONNECT packet, 384 bytes) lives in a box that is freed once the client
     // is connected. The second phase stays inline: an async fn taking the state as arguments
     // would hold it twice (arguments are moved into locals of their own).
-    let Some((mut conn, mut reader, rx)) =
+    let Some((mut conn, mut reader)) =
         Box::pin(handshake(shared, read_half, writer, peer, local)).await
     else {
         return;
     };
-    let mut rx = rx;
+    let mut rx = None;
     let end = conn.run(&mut reader, &mut rx).await;
     Box::pin(conn.cleanup(end, rx)).await;
 }
@@ -193,7 +206,7 @@ async fn handshake(
     mut writer: WriteHalf,
     peer: SocketAddr,
     local: SocketAddr,
-) -> Option<(MqttConn, Reader, mpsc::UnboundedReceiver<ConnEvent>)> {
+) -> Option<(MqttConn, Reader)> {
     let io = Arc::new(IoCounters::default());
     let read_half: ReadHalf = Box::new(Counted::new(read_half, io.clone()));
     // A small first read buffer: most MQTT clients sit idle with tiny packets, and the buffer
@@ -225,7 +238,6 @@ async fn handshake(
         Ok(None) | Err(_) => return None,
     };
     reader.decoder_mut().version = Some(connect.version);
-    let (tx, rx) = mpsc::unbounded_channel();
     let core = shared.core.clone();
     let mut conn = MqttConn {
         id: core.next_id(),
@@ -238,7 +250,8 @@ async fn handshake(
         permission: None,
         version: connect.version,
         client_id: Arc::from(""),
-        tx,
+        tx: None,
+        new_rx: None,
         writer,
         out: BytesMut::new(),
         keep_alive: 0,
@@ -251,7 +264,7 @@ async fn handshake(
         shared_subs: HashMap::new(),
         credit: Arc::new(SharedCredit::new(u32::from(u16::MAX))),
         will: None,
-        aliases_in: HashMap::new(),
+        aliases: None,
         inbound_qos2: InboundQos2::new(),
         confirms: Confirms::default(),
         pending_pub: BTreeMap::new(),
@@ -264,7 +277,6 @@ async fn handshake(
         alias_max_out: 0,
         publish_blocked: false,
         quiet_rounds: 0,
-        aliases_out: HashMap::new(),
         _registration: None,
         io,
         registered: None,
@@ -297,7 +309,7 @@ async fn handshake(
             .close(format!("vhost '{}' is deleted", v.name()));
     }
     conn.registered = Some(registered);
-    Some((conn, reader, rx))
+    Some((conn, reader))
 }
 
 impl MqttConn {
@@ -314,6 +326,17 @@ impl MqttConn {
             }
         };
         permission.is_some_and(|p| p.allows(access, "amq.topic"))
+    }
+
+    /// The connection's mailbox, made on first use.
+    pub(crate) fn mailbox(&mut self) -> ConnTx {
+        if let Some(tx) = &self.tx {
+            return tx.clone();
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.new_rx = Some(rx);
+        self.tx = Some(tx.clone());
+        tx
     }
 
     /// The vhost's current topology (empty before CONNECT is accepted).
@@ -631,25 +654,8 @@ impl MqttConn {
             return Ok((present, memberships));
         }
         if !self.keep_session {
-            let load = Arc::new(DirectLoad::default());
-            let consumer = DirectConsumer {
-                conn: self.tx.clone(),
-                owner: self.owner,
-                tag: ShortStr::from_static(SESSION_TAG),
-                conn_id: self.id,
-                load: load.clone(),
-                memory: core.memory.clone(),
-                at_most_once: super::convert::is_qos0,
-            };
-            let handle = core
-                .declare_direct_queue(&vhost, &self.session_queue, consumer)
-                .await?;
-            self.direct = Some(Box::new(DirectState {
-                load,
-                held: VecDeque::new(),
-                dropped: 0,
-            }));
-            self.session_handle = Some(handle);
+            // Its direct queue comes with the first subscription (`open_direct_queue`): a
+            // client that only publishes holds none.
             return Ok((false, memberships));
         }
         core.declare_queue(
@@ -668,13 +674,39 @@ impl MqttConn {
         Ok((false, memberships))
     }
 
+    /// Declares the direct queue of a session that ends with the connection (at its first
+    /// subscription).
+    pub(crate) async fn open_direct_queue(&mut self) -> Result<(), crate::error::AmqpError> {
+        let load = Arc::new(DirectLoad::default());
+        let consumer = DirectConsumer {
+            conn: self.mailbox(),
+            owner: self.owner,
+            tag: ShortStr::from_static(SESSION_TAG),
+            conn_id: self.id,
+            load: load.clone(),
+            memory: self.shared.core.memory.clone(),
+            at_most_once: super::convert::is_qos0,
+        };
+        let core = self.shared.core.clone();
+        let handle = core
+            .declare_direct_queue(&self.vhost, &self.session_queue, consumer)
+            .await?;
+        self.direct = Some(Box::new(DirectState {
+            load,
+            held: VecDeque::new(),
+            dropped: 0,
+        }));
+        self.session_handle = Some(handle);
+        Ok(())
+    }
+
     /// Starts consuming `queue` for this connection, sharing the client's receive window.
     pub(crate) async fn consume(&mut self, queue: &QueueHandle, tag: ShortStr) -> bool {
         let spec = ConsumerSpec {
             tag,
             owner: self.owner,
             conn_id: self.id,
-            conn: self.tx.clone(),
+            conn: self.mailbox(),
             prefetch: 0,
             shared: Some(self.credit.clone()),
             no_ack: false,
@@ -713,7 +745,7 @@ impl MqttConn {
     async fn run(
         &mut self,
         reader: &mut Reader,
-        rx: &mut mpsc::UnboundedReceiver<ConnEvent>,
+        rx: &mut Option<mpsc::UnboundedReceiver<ConnEvent>>,
     ) -> End {
         // Grows with the load; an idle connection holds no event buffer.
         let mut events = Vec::new();
@@ -727,6 +759,9 @@ impl MqttConn {
         };
         let credit = self.credit.clone();
         loop {
+            if let Some(new) = self.new_rx.take() {
+                *rx = Some(new);
+            }
             let deadline = self.keep_alive_deadline();
             let end: Option<End> = tokio::select! {
                 changed = alarm.changed(), if self.publish_blocked => {
@@ -744,7 +779,7 @@ impl MqttConn {
                     Box::pin(self.pump_held()).await;
                     None
                 }
-                n = rx.recv_many(&mut events, EVENT_BATCH) => {
+                n = recv_events(rx, &mut events), if rx.is_some() => {
                     if n == 0 {
                         Some(End::Abnormal)
                     } else {
@@ -985,13 +1020,19 @@ impl MqttConn {
     }
 
     /// Requeues what the client did not acknowledge, publishes the will, ends the session.
-    async fn cleanup(&mut self, end: End, mut rx: mpsc::UnboundedReceiver<ConnEvent>) {
+    async fn cleanup(&mut self, end: End, rx: Option<mpsc::UnboundedReceiver<ConnEvent>>) {
         self.settle_written().await;
         // What a direct queue sent us and we never sent on leaves the memory count.
-        rx.close();
         let memory = self.shared.core.memory.clone();
+        let mut rx = rx.or_else(|| self.new_rx.take());
+        if let Some(rx) = rx.as_mut() {
+            rx.close();
+        }
         // `recv`, not `try_recv`: a send under way when the mailbox closed still arrives.
-        while let Some(event) = rx.recv().await {
+        while let Some(event) = match rx.as_mut() {
+            Some(rx) => rx.recv().await,
+            None => None,
+        } {
             if let ConnEvent::DeliverDirect(batch) = event {
                 for (msg, _) in batch.msgs.iter().filter(|(_, gauged)| *gauged) {
                     memory.sub(msg.body.len());
@@ -1192,6 +1233,18 @@ fn size_read_buffer(reader: &mut Reader, handled: usize, quiet: &mut u8) {
 /// round (not per packet: `read_round` takes the rest unboxed) keeps that room at 8 bytes.
 async fn next_packet(reader: &mut Reader) -> Option<Box<Result<Packet, ReadError>>> {
     reader.next().await.map(Box::new)
+}
+
+/// The next events from the mailbox, once there is one (the `select!` branch is disabled
+/// until then).
+async fn recv_events(
+    rx: &mut Option<mpsc::UnboundedReceiver<ConnEvent>>,
+    events: &mut Vec<ConnEvent>,
+) -> usize {
+    match rx {
+        Some(rx) => rx.recv_many(events, EVENT_BATCH).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {

@@ -37,7 +37,7 @@ impl MqttConn {
                     return Some(End::Abnormal);
                 }
                 if p.topic.is_empty() {
-                    match self.aliases_in.get(&alias) {
+                    match self.aliases.as_ref().and_then(|a| a.inbound.get(&alias)) {
                         Some(t) => t.clone(),
                         None => {
                             self.disconnect(ReasonCode::PROTOCOL_ERROR);
@@ -45,7 +45,10 @@ impl MqttConn {
                         }
                     }
                 } else {
-                    self.aliases_in.insert(alias, p.topic.clone());
+                    self.aliases
+                        .get_or_insert_with(Default::default)
+                        .inbound
+                        .insert(alias, p.topic.clone());
                     p.topic.clone()
                 }
             }
@@ -154,8 +157,9 @@ impl MqttConn {
         let seq = self.confirms.publish(answers);
         self.pending_pub
             .insert(seq, (packet_id, p.qos, !targets.is_empty()));
+        let mailbox = self.mailbox();
         let target = |seq| ConfirmTarget {
-            conn: self.tx.clone(),
+            conn: mailbox.clone(),
             channel: 0,
             seq,
         };

@@ -3,6 +3,7 @@
 //! no-local, retain-as-published, DUP on redelivery, and the client's Maximum Packet Size;
 //! then the client's PUBACK / PUBREC / PUBCOMP.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 
 use protocol_mqtt::{
@@ -252,13 +253,15 @@ impl MqttConn {
         let mut topic = topic;
         let mut new_alias = None;
         if self.alias_max_out > 0 {
-            match self.aliases_out.get(topic.as_str()) {
+            let known = self.aliases.as_ref().map(|a| &a.outbound);
+            match known.and_then(|out| out.get(topic.as_str())) {
                 Some(&alias) => {
                     properties.topic_alias = std::num::NonZeroU16::new(alias);
                     topic = protocol_mqtt::TopicName::empty();
                 }
                 None => {
-                    let next = u16::try_from(self.aliases_out.len() + 1).unwrap_or(u16::MAX);
+                    let given = known.map_or(0, HashMap::len);
+                    let next = u16::try_from(given + 1).unwrap_or(u16::MAX);
                     if next <= self.alias_max_out {
                         properties.topic_alias = std::num::NonZeroU16::new(next);
                         new_alias = Some((topic.as_str().to_string(), next));
@@ -287,7 +290,10 @@ impl MqttConn {
         }
         self.send(&packet);
         if let Some((name, alias)) = new_alias {
-            self.aliases_out.insert(name, alias);
+            self.aliases
+                .get_or_insert_with(Default::default)
+                .outbound
+                .insert(name, alias);
         }
         match packet_id {
             Some(id) => {

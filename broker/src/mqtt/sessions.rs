@@ -141,6 +141,11 @@ impl Sessions {
         });
     }
 
+    /// (vhost, client id) of every connected client.
+    pub fn connected_clients(&self) -> Vec<(String, String)> {
+        lock(&self.live).keys().cloned().collect()
+    }
+
     /// Number of connected clients.
     pub fn connected(&self) -> usize {
         lock(&self.live).len()

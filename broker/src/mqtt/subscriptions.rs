@@ -188,6 +188,14 @@ impl MqttConn {
         sub: &Subscription,
         id: Option<NonZeroU32>,
     ) -> (ReasonCode, bool) {
+        if self.session_handle.is_none()
+            && !self.keep_session
+            && let Err(e) = self.open_direct_queue().await
+        {
+            tracing::warn!(client_id = %self.client_id, error = %e, "cannot open the session queue");
+            let existed = self.subs.iter().any(|s| s.filter == sub.filter);
+            return (self.failure(ReasonCode::UNSPECIFIED_ERROR), existed);
+        }
         let binding = sub_binding(&self.session_queue, sub, id);
         let core = self.shared.core.clone();
         let existing = self.subs.iter().position(|s| s.filter == sub.filter);
