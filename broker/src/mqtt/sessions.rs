@@ -43,7 +43,7 @@ pub enum TimerKind {
 
 /// A connection's registration; tells the registry when the connection is done.
 pub struct Registration {
-    /// Cancelled when another connection takes the session over.
+    /// Cancelled when another connection takes the session over, or the broker shuts down.
     pub kick: CancellationToken,
     finished: CancellationToken,
 }
@@ -71,14 +71,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Sessions {
     /// Registers `client_id` in `vhost` for `conn_id`, disconnecting and waiting out a
     /// previous holder. Also cancels the client's pending delayed will and session expiry.
-    /// Returns whether a previous connection was taken over.
+    /// Returns whether a previous connection was taken over. The registration's `kick` is a
+    /// child of `shutdown`, so a connection waits on one token for both.
     pub async fn register(
         &self,
         vhost: &str,
         client_id: &str,
         conn_id: u64,
+        shutdown: &CancellationToken,
     ) -> (Registration, bool) {
-        let kick = CancellationToken::new();
+        let kick = shutdown.child_token();
         let finished = CancellationToken::new();
         let previous = lock(&self.live).insert(
             key(vhost, client_id),
