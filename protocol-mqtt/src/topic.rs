@@ -121,6 +121,11 @@ impl TopicFilter {
     /// The filter is taken literally: for a `$share/group/filter`
     /// subscription, match with [`SharedSubscription::filter`] instead.
     pub fn matches(&self, name: &TopicName) -> bool {
+        // A filter without wildcards matches only its own text: one comparison, not a walk
+        // over the levels (deliveries check it once per subscription).
+        if !self.0.bytes().any(|b| b == b'+' || b == b'#') {
+            return self.0 == name.as_str();
+        }
         if name.is_dollar() && self.0.starts_with(['+', '#']) {
             return false;
         }
@@ -254,6 +259,11 @@ mod tests {
         assert!(filter("#").matches(&name("a/b/c")));
         assert!(!filter("a/b").matches(&name("a/b/c")));
         assert!(!filter("a/b/c").matches(&name("a/b")));
+        // Without wildcards: the same text, level for level (empty levels too).
+        assert!(filter("a/b").matches(&name("a/b")));
+        assert!(filter("a//b/").matches(&name("a//b/")));
+        assert!(!filter("a/b").matches(&name("a/b/")));
+        assert!(!filter("a/b").matches(&name("a/c")));
     }
 
     #[test]
@@ -264,6 +274,7 @@ mod tests {
         assert!(filter("$SYS/#").matches(&name("$SYS/monitor/Clients")));
         assert!(filter("$SYS/monitor/+").matches(&name("$SYS/monitor/Clients")));
         assert!(filter("a/+").matches(&name("a/$x")));
+        assert!(filter("$SYS/x").matches(&name("$SYS/x")));
     }
 
     #[test]

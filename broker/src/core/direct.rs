@@ -268,25 +268,36 @@ pub struct DirectBatch {
     /// Queue id → its place in `queues`.
     index: HashMap<u64, usize>,
     queues: Vec<(QueueHandle, Vec<MessageRef>)>,
+    /// Where the next push most likely goes: messages on one topic route to the same queues
+    /// in the same order, so a fan-out finds its place without hashing.
+    next: usize,
 }
 
 impl DirectBatch {
     /// Adds `msg` for the direct queue `queue`.
     pub fn push(&mut self, queue: &QueueHandle, msg: &MessageRef) {
-        let queues = &mut self.queues;
-        let i = *self.index.entry(queue.id()).or_insert_with(|| {
-            queues.push((queue.clone(), Vec::new()));
-            queues.len() - 1
-        });
+        let id = queue.id();
+        let i = match self.queues.get(self.next) {
+            Some((q, _)) if q.id() == id => self.next,
+            _ => {
+                let queues = &mut self.queues;
+                *self.index.entry(id).or_insert_with(|| {
+                    queues.push((queue.clone(), Vec::new()));
+                    queues.len() - 1
+                })
+            }
+        };
         if let Some((_, msgs)) = self.queues.get_mut(i) {
             msgs.push(msg.clone());
         }
+        self.next = if i + 1 < self.queues.len() { i + 1 } else { 0 };
     }
 
     /// Sends what was gathered; whether a consumer it went to is behind (see
     /// [`QueueHandle::direct_behind`]).
     pub fn send(&mut self) -> bool {
         self.index.clear();
+        self.next = 0;
         let mut behind = false;
         for (queue, msgs) in self.queues.drain(..) {
             queue.publish_direct(msgs);
