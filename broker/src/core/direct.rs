@@ -8,11 +8,15 @@
 //! client's receive window, counting bytes against the memory alarm) the connection does for
 //! its direct queue.
 //!
-//! Overload: a consumer that does not keep up grows its mailbox. Messages that may be lost
-//! (at most once: non-persistent ones, or every one when the consumer said so) are dropped
-//! once the consumer is behind on a busy socket, or far behind whatever the reason; the
-//! others count against the memory alarm until the connection lets go of them, as queued
-//! messages do.
+//! Overload: a consumer that does not keep up grows its mailbox. A publisher that finds one
+//! [`PAUSE_AT`] behind stops reading its own socket until the consumer is back under half
+//! of it (TCP pushes back on the client, as a queue's credit flow would), but for
+//! [`PAUSE_LIMIT`] at most: a consumer still behind then is taken for stuck (its client does
+//! not read), and messages that may be lost (at most once: MQTT QoS 0, or every one when the
+//! consumer takes everything at QoS 0) are dropped for it until it catches up, and counted —
+//! RabbitMQ's QoS 0 queue drops the same way, without the pause. [`HARD_LIMIT`] behind they
+//! are dropped whatever the reason. The others are never dropped: they count against the
+//! memory alarm until the connection lets go of them, as queued messages do.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,24 +31,43 @@ use super::queue::{
 use super::{ChannelKey, ConnEvent, ConnTx};
 use crate::model::message::{Message, MessageRef};
 
-/// Deliveries a consumer may have waiting in its mailbox while its socket is busy before
-/// at-most-once messages are dropped (RabbitMQ's `mqtt.mailbox_soft_limit` is 200 messages
-/// of any kind). Ours is larger: a consumer sharing the CPU with a fast publisher often
-/// finds its socket full for a moment while it catches up, and at 1,000 a saturated 1→1
-/// QoS 0 run dropped a fifth of its messages; at 10,000 none.
+/// Deliveries a stuck consumer may have waiting before at-most-once messages for it are
+/// dropped. RabbitMQ's
+/// `mqtt.mailbox_soft_limit` is 200 messages of any kind; dropping at 1,000 cost a saturated
+/// 1→1 QoS 0 run a fifth of its messages here, with a consumer only short of CPU.
 pub const SOFT_LIMIT: u32 = 10_000;
 
-/// Deliveries waiting at which at-most-once messages are dropped even while the socket
-/// keeps up (the consumer is starved of CPU): bounds the memory one consumer can hold.
+/// Deliveries waiting at which at-most-once messages are dropped whether the consumer is
+/// stuck or not (publishers not pausing for it, AMQP ones, could outrun it for good): bounds
+/// the memory one consumer can hold.
 pub const HARD_LIMIT: u32 = 65_536;
+
+/// Body bytes waiting that count as [`SOFT_LIMIT`] (large messages reach it first).
+pub const SOFT_LIMIT_BYTES: u64 = 16 << 20;
+
+/// Body bytes waiting that count as [`HARD_LIMIT`].
+pub const HARD_LIMIT_BYTES: u64 = 64 << 20;
+
+/// Deliveries a consumer may have waiting before its publishers pause: a consumer short of
+/// CPU catches up sooner, and with less memory, when publishers stop early.
+pub const PAUSE_AT: u32 = 2_048;
+
+/// How long a publisher waits for a consumer [`PAUSE_AT`] behind before taking it for stuck.
+pub const PAUSE_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What a direct queue and its consumer connection share.
 #[derive(Debug, Default)]
 pub struct DirectLoad {
     /// Deliveries sent to the mailbox and not yet taken by the connection.
     pending: AtomicU32,
-    /// The connection is waiting for its socket to take a write.
-    busy: AtomicBool,
+    /// Their body bytes.
+    pending_bytes: AtomicU64,
+    /// A publisher waited [`PAUSE_LIMIT`] for the consumer in vain: until it is back under
+    /// half of [`PAUSE_AT`], at-most-once messages for it are dropped past [`SOFT_LIMIT`]
+    /// instead of waited for.
+    stuck: AtomicBool,
+    /// Tells paused publishers the consumer is back under half of [`PAUSE_AT`].
+    drained: tokio::sync::Notify,
     /// Every message may be dropped under overload (the consumer takes all at most once).
     at_most_once: AtomicBool,
     /// Deliveries the connection holds back (waiting for the client's receive window).
@@ -56,14 +79,53 @@ pub struct DirectLoad {
 }
 
 impl DirectLoad {
-    /// The connection took `n` deliveries out of its mailbox.
-    pub fn taken(&self, n: u32) {
-        self.pending.fetch_sub(n, Ordering::Relaxed);
+    /// The connection took a batch out of its mailbox.
+    pub fn taken(&self, batch: &DirectDeliveries) {
+        let n = u32::try_from(batch.msgs.len()).unwrap_or(u32::MAX);
+        let bytes = batch.bytes();
+        saturating_sub(&self.pending, n);
+        let _ = self
+            .pending_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some(b.saturating_sub(bytes))
+            });
+        if self.pending.load(Ordering::Relaxed) < PAUSE_AT / 2
+            && self.pending_bytes.load(Ordering::Relaxed) < SOFT_LIMIT_BYTES / 2
+        {
+            self.stuck.store(false, Ordering::Relaxed);
+            self.drained.notify_waiters();
+        }
     }
 
-    /// The connection starts or stops waiting for its socket.
-    pub fn set_busy(&self, busy: bool) {
-        self.busy.store(busy, Ordering::Relaxed);
+    /// Whether publishers should pause for this consumer: it is [`PAUSE_AT`] behind and
+    /// not known to be stuck.
+    pub fn behind(&self) -> bool {
+        (self.pending.load(Ordering::Relaxed) >= PAUSE_AT
+            || self.pending_bytes.load(Ordering::Relaxed) >= SOFT_LIMIT_BYTES)
+            && !self.stuck.load(Ordering::Relaxed)
+    }
+
+    /// Waits until the consumer is back under half of [`PAUSE_AT`] (`true`) or `until`
+    /// passes (`false`: it is taken for stuck from then on, see [`PAUSE_LIMIT`]).
+    pub async fn wait_drained(&self, until: tokio::time::Instant) -> bool {
+        loop {
+            let notified = self.drained.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !self.behind() {
+                return true;
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(until) => {
+                    let still_behind = self.behind();
+                    if still_behind {
+                        self.stuck.store(true, Ordering::Relaxed);
+                    }
+                    return !still_behind;
+                }
+            }
+        }
     }
 
     /// Whether every message may be dropped under overload, not only non-persistent ones.
@@ -83,10 +145,21 @@ impl DirectLoad {
         self.dropped.swap(0, Ordering::Relaxed)
     }
 
-    /// Whether a message that may be lost should be, with `pending` deliveries waiting.
-    fn overloaded(&self, pending: u32) -> bool {
-        pending >= HARD_LIMIT || (pending >= SOFT_LIMIT && self.busy.load(Ordering::Relaxed))
+    /// Whether a message that may be lost should be, with `pending` deliveries of `bytes`
+    /// waiting.
+    fn overloaded(&self, pending: u32, bytes: u64) -> bool {
+        pending >= HARD_LIMIT
+            || bytes >= HARD_LIMIT_BYTES
+            || ((pending >= SOFT_LIMIT || bytes >= SOFT_LIMIT_BYTES)
+                && self.stuck.load(Ordering::Relaxed))
     }
+}
+
+/// Subtracts without wrapping below zero.
+fn saturating_sub(counter: &AtomicU32, n: u32) {
+    let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+        Some(v.saturating_sub(n))
+    });
 }
 
 /// The one consumer of a direct queue.
@@ -181,13 +254,6 @@ impl DirectConsumer {
         }
     }
 
-    /// Whether the consumer has a mailbox's worth waiting while its socket keeps up (it is
-    /// short of CPU, not of a reader).
-    pub(super) fn behind(&self) -> bool {
-        self.load.pending.load(Ordering::Relaxed) >= SOFT_LIMIT
-            && !self.load.busy.load(Ordering::Relaxed)
-    }
-
     /// Messages sent to the connection and not written yet.
     fn waiting(&self) -> u32 {
         self.load
@@ -202,12 +268,18 @@ impl DirectConsumer {
         queue.counters().add_published_n(count(msgs.len()));
         let every_one_may_drop = self.load.at_most_once.load(Ordering::Relaxed);
         let pending = self.load.pending.load(Ordering::Relaxed);
+        let pending_bytes = self.load.pending_bytes.load(Ordering::Relaxed);
         let mut out = Vec::with_capacity(msgs.len());
         let mut gauged = 0;
+        let mut bytes = 0u64;
         for msg in msgs {
             let may_drop = every_one_may_drop || (self.at_most_once)(&msg);
             let behind = pending.saturating_add(u32::try_from(out.len()).unwrap_or(u32::MAX));
-            if may_drop && self.load.overloaded(behind) {
+            if may_drop
+                && self
+                    .load
+                    .overloaded(behind, pending_bytes.saturating_add(bytes))
+            {
                 queue.counters().add_dropped();
                 self.load.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
@@ -216,6 +288,7 @@ impl DirectConsumer {
                 self.memory.add(msg.body.len());
                 gauged += 1;
             }
+            bytes = bytes.saturating_add(body_len(&msg));
             out.push((msg, !may_drop));
         }
         if out.is_empty() {
@@ -225,20 +298,21 @@ impl DirectConsumer {
         self.load
             .pending
             .fetch_add(u32::try_from(n).unwrap_or(u32::MAX), Ordering::Relaxed);
+        self.load.pending_bytes.fetch_add(bytes, Ordering::Relaxed);
         let batch = DirectDeliveries {
             queue: queue.clone(),
+            load: self.load.clone(),
             msgs: out,
         };
         match self.conn.send(ConnEvent::DeliverDirect(Box::new(batch))) {
             Ok(()) => queue.counters().add_delivered_n(count(n)),
             Err(e) => {
                 // The connection has ended: a clean session's messages end with it.
-                self.load
-                    .pending
-                    .fetch_sub(u32::try_from(n).unwrap_or(u32::MAX), Ordering::Relaxed);
-                if gauged > 0
-                    && let ConnEvent::DeliverDirect(batch) = e.0
-                {
+                if let ConnEvent::DeliverDirect(batch) = e.0 {
+                    self.load.taken(&batch);
+                    if gauged == 0 {
+                        return;
+                    }
                     for (msg, gauged) in batch.msgs {
                         if gauged {
                             self.memory.sub(msg.body.len());
@@ -255,9 +329,25 @@ impl DirectConsumer {
 pub struct DirectDeliveries {
     /// The queue (for the consumer: it needs no settling).
     pub queue: QueueHandle,
+    /// That queue's load, told when the connection takes the batch (a queue deleted and
+    /// declared again meanwhile has another).
+    pub load: Arc<DirectLoad>,
     /// Each message, and whether it counts against the memory alarm until the connection
     /// lets go of it (it must not be dropped).
     pub msgs: Vec<(MessageRef, bool)>,
+}
+
+impl DirectDeliveries {
+    /// Body bytes of the batch.
+    fn bytes(&self) -> u64 {
+        self.msgs
+            .iter()
+            .fold(0u64, |sum, (msg, _)| sum.saturating_add(body_len(msg)))
+    }
+}
+
+fn body_len(msg: &MessageRef) -> u64 {
+    u64::try_from(msg.body.len()).unwrap_or(u64::MAX)
 }
 
 /// Messages for direct queues gathered while one read of a publisher's socket is handled,
@@ -293,15 +383,17 @@ impl DirectBatch {
         self.next = if i + 1 < self.queues.len() { i + 1 } else { 0 };
     }
 
-    /// Sends what was gathered; whether a consumer it went to is behind (see
-    /// [`QueueHandle::direct_behind`]).
-    pub fn send(&mut self) -> bool {
+    /// Sends what was gathered; the load of a consumer it went to that is behind (see
+    /// [`DirectLoad::behind`]), for the publisher to pause on.
+    pub fn send(&mut self) -> Option<Arc<DirectLoad>> {
         self.index.clear();
         self.next = 0;
-        let mut behind = false;
+        let mut behind = None;
         for (queue, msgs) in self.queues.drain(..) {
             queue.publish_direct(msgs);
-            behind |= queue.direct_behind();
+            if behind.is_none() {
+                behind = queue.direct_load().filter(|load| load.behind());
+            }
         }
         behind
     }

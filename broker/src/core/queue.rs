@@ -129,12 +129,11 @@ impl QueueHandle {
         matches!(self.inner.backend, Backend::Direct(_))
     }
 
-    /// Whether this direct queue's consumer is behind while its socket keeps up: a publisher
-    /// should give it the CPU (yield) before reading more, rather than make it drop.
-    pub fn direct_behind(&self) -> bool {
+    /// A direct queue's load (what it shares with its consumer), for publishers to pause on.
+    pub fn direct_load(&self) -> Option<Arc<super::direct::DirectLoad>> {
         match &self.inner.backend {
-            Backend::Direct(consumer) => consumer.behind(),
-            Backend::Task(_) => false,
+            Backend::Direct(consumer) => Some(consumer.load.clone()),
+            Backend::Task(_) => None,
         }
     }
 

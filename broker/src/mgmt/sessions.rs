@@ -136,9 +136,13 @@ pub(crate) async fn list(State(s): State<MgmtState>) -> Result<Json<Vec<Value>>,
         }
     }
     // Connected sessions without a queue (clean, nothing subscribed yet).
-    for (vhost, client_id) in mqtt.sessions.connected_clients() {
-        if !found.iter().any(|(v, c, _)| *v == vhost && *c == client_id) {
-            found.push((vhost, client_id, None));
+    let with_queue: std::collections::HashSet<(String, String)> = found
+        .iter()
+        .map(|(v, c, _)| (v.clone(), c.clone()))
+        .collect();
+    for key in mqtt.sessions.connected_clients() {
+        if !with_queue.contains(&key) {
+            found.push((key.0, key.1, None));
         }
     }
     found.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));

@@ -31,7 +31,7 @@ use super::subscriptions::Sub;
 use super::{Shared, SharedSub};
 use crate::amqp::confirms::Confirms;
 use crate::core::access::LoginRefused;
-use crate::core::direct::{DirectBatch, DirectConsumer, DirectLoad};
+use crate::core::direct::{DirectBatch, DirectConsumer, DirectLoad, PAUSE_LIMIT};
 use crate::core::ops::QueueDeclare;
 use crate::core::queue::{ConsumerSpec, QueueCmd, QueueHandle, SharedCredit};
 use crate::core::registry::{ConnectionMeta, Counted, IoCounters, Protocol, Registered};
@@ -47,12 +47,17 @@ pub(crate) type Reader = FramedRead<ReadHalf, PacketDecoder>;
 pub(crate) const SESSION_TAG: &str = "mqtt-session";
 /// Inbound QoS 1/2 publishes a client may have unacknowledged (our Receive Maximum).
 pub(crate) const RECEIVE_MAXIMUM: u16 = 1024;
+/// Most QoS 1/2 deliveries in flight to a client, whatever its Receive Maximum (3.1.1 has
+/// none): the packet ids left over are for retained messages sent at SUBSCRIBE.
+const MAX_WINDOW: u16 = u16::MAX - 4096;
 /// Topic aliases a 5.0 client may use towards us.
 pub(crate) const TOPIC_ALIAS_MAXIMUM: u16 = 64;
 /// How long a client has to send CONNECT.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_BATCH: usize = 64;
-const EVENT_BATCH: usize = 256;
+/// Mailbox events handled per round before the write: a direct queue's event carries up to a
+/// publisher's whole read (64 messages), so a round writes at most ~2,000 messages.
+const EVENT_BATCH: usize = 32;
 /// Read buffer of a connection between bursts. Every idle connection holds one, and the
 /// packets of an idle client (CONNECT, SUBSCRIBE, PINGREQ) fit; a bigger packet grows it.
 const IDLE_READ_BUFFER: usize = 128;
@@ -161,6 +166,9 @@ pub(crate) struct MqttConn {
     pub alias_max_out: u16,
     /// The memory alarm stopped this publisher: the socket is not read until it clears.
     pub publish_blocked: bool,
+    /// A direct-queue subscriber this publisher's messages went to is far behind: the socket
+    /// is not read until it catches up or the deadline passes (see `core::direct`).
+    paused: Option<Box<(Arc<DirectLoad>, Instant)>>,
     /// Quiet read rounds in a row since the last burst (see `size_read_buffer`).
     quiet_rounds: u8,
     _registration: Option<Registration>,
@@ -277,6 +285,7 @@ async fn handshake(
         client_max_packet: protocol_mqtt::MAX_PACKET_SIZE,
         alias_max_out: 0,
         publish_blocked: false,
+        paused: None,
         quiet_rounds: 0,
         _registration: None,
         io,
@@ -359,7 +368,7 @@ impl MqttConn {
         if self.out.is_empty() {
             return Ok(());
         }
-        let result = self.write_out().await;
+        let result = self.writer.write_all(&self.out).await;
         let written = self.out.len();
         self.io.sent(written);
         if written <= IDLE_WRITE_BUFFER && self.out.capacity() > IDLE_WRITE_BUFFER {
@@ -370,42 +379,8 @@ impl MqttConn {
             self.out.clear();
         }
         result?;
-        // A no-op on TCP; WebSocket frames leave only when flushed (where a WebSocket
-        // client's socket makes us wait).
-        if let Some(direct) = &self.direct {
-            direct.load.set_busy(true);
-        }
-        let flushed = self.writer.flush().await;
-        if let Some(direct) = &self.direct {
-            direct.load.set_busy(false);
-        }
-        flushed
-    }
-
-    /// Writes `out` whole. While the socket makes us wait, a direct queue knows we are
-    /// behind on a busy socket (where it drops what it may drop).
-    async fn write_out(&mut self) -> std::io::Result<()> {
-        let mut at = 0;
-        while at < self.out.len() {
-            let n = match self.writer.write(&self.out[at..]).now_or_never() {
-                Some(n) => n?,
-                None => {
-                    if let Some(direct) = &self.direct {
-                        direct.load.set_busy(true);
-                    }
-                    let n = self.writer.write(&self.out[at..]).await;
-                    if let Some(direct) = &self.direct {
-                        direct.load.set_busy(false);
-                    }
-                    n?
-                }
-            };
-            if n == 0 {
-                return Err(std::io::ErrorKind::WriteZero.into());
-            }
-            at += n;
-        }
-        Ok(())
+        // A no-op on TCP; WebSocket frames leave only when flushed.
+        self.writer.flush().await
     }
 
     fn connack(&mut self, code: ReasonCode, session_present: bool, properties: ConnAckProperties) {
@@ -536,7 +511,10 @@ impl MqttConn {
             .properties
             .receive_maximum
             .map_or(u16::MAX, |r| r.get());
-        self.credit = Arc::new(SharedCredit::new(u32::from(receive_max)));
+        // Packet ids are the real bound (65,535); retained messages sent at SUBSCRIBE take
+        // them outside the window, so the window leaves them some.
+        let window = receive_max.min(MAX_WINDOW);
+        self.credit = Arc::new(SharedCredit::new(u32::from(window)));
         self.session_expiry = if v5 {
             connect.properties.session_expiry_interval.unwrap_or(0)
         } else {
@@ -596,9 +574,12 @@ impl MqttConn {
             None => true,
         };
         if !consumed {
-            // Gone before it started: what it opened must not outlive it.
+            // Gone before it started: what it opened must not outlive it, and a kept session
+            // gets its expiry clock back (registering stopped the previous one).
             if !self.keep_session {
                 self.end_own_session().await;
+            } else {
+                self.start_expiry();
             }
             self.shared
                 .sessions
@@ -678,6 +659,13 @@ impl MqttConn {
     /// Declares the direct queue of a session that ends with the connection (at its first
     /// subscription).
     pub(crate) async fn open_direct_queue(&mut self) -> Result<(), crate::error::AmqpError> {
+        // A connection a takeover stopped waiting for must not take the name from its
+        // successor.
+        if self.shared.sessions.holder(&self.vhost, &self.client_id) != Some(self.id) {
+            return Err(crate::error::AmqpError::internal(
+                "the session was taken over by another connection",
+            ));
+        }
         let load = Arc::new(DirectLoad::default());
         let consumer = DirectConsumer {
             conn: self.mailbox(),
@@ -725,8 +713,8 @@ impl MqttConn {
     }
 
     fn keep_alive_deadline(&self) -> Option<Instant> {
-        // While blocked we do not read, so the client's PINGREQs wait in the socket.
-        if self.keep_alive == 0 || self.publish_blocked {
+        // While blocked or paused we do not read, so the client's PINGREQs wait in the socket.
+        if self.keep_alive == 0 || self.publish_blocked || self.paused.is_some() {
             return None;
         }
         Some(self.last_recv + Duration::from_millis(u64::from(self.keep_alive) * 1500))
@@ -772,11 +760,19 @@ impl MqttConn {
                     }
                     None
                 }
-                packet = next_packet(reader), if !self.publish_blocked => match packet {
+                drained = subscriber_drained(self.paused.as_deref()), if self.paused.is_some() => {
+                    if !drained {
+                        tracing::info!(client_id = %self.client_id, "a subscriber did not catch up: reading again, its QoS 0 messages are dropped until it does");
+                    }
+                    self.paused = None;
+                    self.last_recv = Instant::now();
+                    None
+                }
+                packet = next_packet(reader), if !self.publish_blocked && self.paused.is_none() => match packet {
                     None => Some(End::Abnormal),
                     Some(first) => Box::pin(self.read_round(reader, *first)).await,
                 },
-                _ = credit_returned(&credit, self.holds_deliveries()), if self.holds_deliveries() => {
+                _ = credit_returned(&credit, self.may_pump()), if self.may_pump() => {
                     Box::pin(self.pump_held()).await;
                     None
                 }
@@ -853,6 +849,12 @@ impl MqttConn {
         self.direct.as_ref().is_some_and(|d| !d.held.is_empty())
     }
 
+    /// Whether held deliveries could go now, as far as packet ids go (a unit of the window
+    /// coming back while every id is in use must not wake the pump in vain, again and again).
+    pub(crate) fn may_pump(&self) -> bool {
+        self.holds_deliveries() && self.ids.in_flight() < usize::from(u16::MAX)
+    }
+
     /// Handles what one read of the socket brought, then sends what it published to direct
     /// queues.
     async fn read_round(
@@ -861,10 +863,10 @@ impl MqttConn {
         first: Result<Packet, ReadError>,
     ) -> Option<End> {
         let end = self.read_packets(reader, first).await;
-        if self.send_direct_out() {
-            // A subscriber is short of CPU, not of a reader: let it write before this
-            // publisher reads more, rather than have it drop QoS 0 messages.
-            tokio::task::yield_now().await;
+        if let Some(load) = self.send_direct_out() {
+            // A subscriber is far behind: read no more from this publisher until it catches
+            // up, rather than have it drop QoS 0 messages (or, if it is stuck, for a while).
+            self.paused = Some(Box::new((load, Instant::now() + PAUSE_LIMIT)));
         }
         end
     }
@@ -934,7 +936,6 @@ impl MqttConn {
     /// Mailbox: deliveries and publish confirms.
     async fn handle_events(&mut self, events: &mut Vec<ConnEvent>) -> Option<End> {
         let mut confirmed = false;
-        let mut direct = 0;
         let mut end = None;
         for event in events.drain(..) {
             match event {
@@ -946,7 +947,7 @@ impl MqttConn {
                 }
                 ConnEvent::Deliver(d) => self.deliver(*d).await,
                 ConnEvent::DeliverDirect(batch) => {
-                    direct += u32::try_from(batch.msgs.len()).unwrap_or(u32::MAX);
+                    batch.load.taken(&batch);
                     let queue = batch.queue;
                     for (msg, gauged) in batch.msgs {
                         if end.is_some() {
@@ -980,12 +981,16 @@ impl MqttConn {
                     self.shared_subs.remove(&tag);
                     if tag.as_str() == SESSION_TAG {
                         self.session_handle = None;
+                        // A direct queue's state goes with it (a new one comes with the
+                        // next subscription); what it held leaves the memory count.
+                        if let Some(mut direct) = self.direct.take() {
+                            for d in direct.held.drain(..).filter(|d| d.gauged) {
+                                self.shared.core.memory.sub(d.msg.body.len());
+                            }
+                        }
                     }
                 }
             }
-        }
-        if let Some(state) = self.direct.as_ref().filter(|_| direct > 0) {
-            state.load.taken(direct);
         }
         if end.is_some() {
             return end;
@@ -1037,6 +1042,7 @@ impl MqttConn {
             None => None,
         } {
             if let ConnEvent::DeliverDirect(batch) = event {
+                batch.load.taken(&batch);
                 for (msg, _) in batch.msgs.iter().filter(|(_, gauged)| *gauged) {
                     memory.sub(msg.body.len());
                 }
@@ -1074,16 +1080,8 @@ impl MqttConn {
         for group in self.shared_subs.keys() {
             super::shared_groups::release(&core, &self.vhost, self.id, group.as_str()).await;
         }
-        if self.keep_session
-            && self.version == ProtocolVersion::V5
-            && self.session_expiry != u32::MAX
-        {
-            self.shared.schedule_expiry(
-                &self.vhost,
-                &self.client_id,
-                &self.session_queue,
-                self.session_expiry,
-            );
+        if self.keep_session {
+            self.start_expiry();
         }
         self.shared
             .sessions
@@ -1094,6 +1092,18 @@ impl MqttConn {
         let _ = self.flush().await;
         let _ = self.writer.shutdown().await;
         tracing::debug!(client_id = %self.client_id, ?end, "MQTT client disconnected");
+    }
+
+    /// Starts the expiry clock of a kept 5.0 session with a finite expiry.
+    fn start_expiry(&self) {
+        if self.version == ProtocolVersion::V5 && self.session_expiry != u32::MAX {
+            self.shared.schedule_expiry(
+                &self.vhost,
+                &self.client_id,
+                &self.session_queue,
+                self.session_expiry,
+            );
+        }
     }
 
     /// Deletes the session queue if it is still the one this connection opened (none: the
@@ -1203,17 +1213,18 @@ fn v3_connack_code(code: ReasonCode) -> ReasonCode {
     })
 }
 
-/// Read rounds of at least this many packets make a burst (the read buffer grows).
-const BURST_PACKETS: usize = 4;
-/// Quiet rounds (one packet, nothing left over) in a row after which a buffer a burst grew is
+/// Read rounds of at least this many packets make a burst (the read buffer grows); a client
+/// subscribing to a few filters at connect is not one.
+const BURST_PACKETS: usize = 16;
+/// Rounds without a burst, with nothing left over, after which a buffer a burst grew is
 /// released. Not the first: a fast publisher whose packets are handled as they arrive has
-/// rounds of one now and then, and a buffer shrunk then would read a few packets per system
+/// short rounds now and then, and a buffer shrunk then would read a few packets per system
 /// call for the rest of its burst.
-const QUIET_ROUNDS: u8 = 16;
+const QUIET_ROUNDS: u8 = 8;
 
-/// Sizes the read buffer after a read round of `handled` packets: a round of several is a
-/// burst, so the buffer grows to take many packets per read; after many rounds of one packet
-/// with nothing left over the client is quiet, and a buffer a burst grew is released (memory
+/// Sizes the read buffer after a read round of `handled` packets: a round of many is a
+/// burst, so the buffer grows to take many packets per read; after several rounds without one
+/// and nothing left over the client is quiet, and a buffer a burst grew is released (memory
 /// per idle connection). `quiet` counts those rounds.
 fn size_read_buffer(reader: &mut Reader, handled: usize, quiet: &mut u8) {
     let buffer = reader.read_buffer_mut();
@@ -1222,7 +1233,7 @@ fn size_read_buffer(reader: &mut Reader, handled: usize, quiet: &mut u8) {
         if buffer.capacity() < BURST_READ_BUFFER {
             buffer.reserve(BURST_READ_BUFFER - buffer.len());
         }
-    } else if handled <= 1 && buffer.is_empty() && buffer.capacity() > IDLE_READ_BUFFER {
+    } else if buffer.is_empty() && buffer.capacity() > IDLE_READ_BUFFER {
         *quiet = quiet.saturating_add(1);
         if *quiet >= QUIET_ROUNDS {
             *buffer = BytesMut::with_capacity(IDLE_READ_BUFFER);
@@ -1251,6 +1262,19 @@ fn credit_returned(credit: &SharedCredit, enabled: bool) -> RareWait<'_, ()> {
         futures_util::future::Either::Left(Box::pin(credit.returned()))
     } else {
         futures_util::future::Either::Right(std::future::pending())
+    }
+}
+
+/// A subscriber this publisher paused for caught up (`true`) or the pause ran out.
+fn subscriber_drained(paused: Option<&(Arc<DirectLoad>, Instant)>) -> RareWait<'static, bool> {
+    match paused {
+        Some((load, until)) => {
+            let (load, until) = (load.clone(), *until);
+            futures_util::future::Either::Left(Box::pin(
+                async move { load.wait_drained(until).await },
+            ))
+        }
+        None => futures_util::future::Either::Right(std::future::pending()),
     }
 }
 

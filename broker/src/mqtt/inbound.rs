@@ -13,6 +13,7 @@ use super::connection::{End, MqttConn, RECEIVE_MAXIMUM, TOPIC_ALIAS_MAXIMUM};
 use super::convert::{MqttMeta, to_message};
 use crate::amqp::confirms::ConfirmOut;
 use crate::core::ConfirmTarget;
+use crate::core::direct::DirectLoad;
 use crate::core::queue::QueueCmd;
 
 /// Direct queues a publisher's batch keeps room for between reads; a burst to more frees it.
@@ -151,19 +152,29 @@ impl MqttConn {
             }
             return None;
         };
-        // What this client published before goes first.
-        let _ = self.send_direct_out();
-        let answers = u32::try_from(targets.len()).unwrap_or(u32::MAX) + u32::from(barrier);
+        let routed = !targets.is_empty();
+        // Direct queues take the message with the others of this read (in order with them)
+        // and have nothing to store: they need no answer. The rest answer when they have it.
+        let mut queued = Vec::with_capacity(targets.len());
+        for queue in targets {
+            if queue.is_direct() {
+                self.direct_out
+                    .get_or_insert_with(Default::default)
+                    .push(&queue, &msg);
+            } else {
+                queued.push(queue);
+            }
+        }
+        let answers = u32::try_from(queued.len()).unwrap_or(u32::MAX) + u32::from(barrier);
         let seq = self.confirms.publish(answers);
-        self.pending_pub
-            .insert(seq, (packet_id, p.qos, !targets.is_empty()));
+        self.pending_pub.insert(seq, (packet_id, p.qos, routed));
         let mailbox = self.mailbox();
         let target = |seq| ConfirmTarget {
             conn: mailbox.clone(),
             channel: 0,
             seq,
         };
-        for queue in targets {
+        for queue in queued {
             if let Err(QueueCmd::Publish {
                 confirm: Some(c), ..
             }) = queue
@@ -191,11 +202,10 @@ impl MqttConn {
         None
     }
 
-    /// Sends the QoS 0 messages gathered for direct queues; whether a subscriber is behind.
-    pub(crate) fn send_direct_out(&mut self) -> bool {
-        let Some(batch) = self.direct_out.as_mut() else {
-            return false;
-        };
+    /// Sends the QoS 0 messages gathered for direct queues; the load of a subscriber that is
+    /// far behind, if one is.
+    pub(crate) fn send_direct_out(&mut self) -> Option<Arc<DirectLoad>> {
+        let batch = self.direct_out.as_mut()?;
         let behind = batch.send();
         if batch.capacity() > DIRECT_OUT_KEPT {
             // A burst to many sessions: the next read starts small again.

@@ -182,15 +182,12 @@ impl MqttConn {
 
     /// Direct deliveries held for the client's receive window, as far as it has room now.
     pub(crate) async fn pump_held(&mut self) {
-        while self.holds_deliveries() && self.credit.try_take() {
+        while self.may_pump() && self.credit.try_take() {
             let Some(d) = self.direct.as_mut().and_then(|s| s.held.pop_front()) else {
                 self.credit.give_back();
                 return;
             };
             self.deliver_one(*d, true).await;
-            if self.ids.in_flight() >= usize::from(u16::MAX) {
-                return;
-            }
         }
     }
 
