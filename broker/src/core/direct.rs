@@ -271,6 +271,7 @@ impl DirectConsumer {
         let pending_bytes = self.load.pending_bytes.load(Ordering::Relaxed);
         let mut out = Vec::with_capacity(msgs.len());
         let mut gauged = 0;
+        let mut gauged_bytes = 0u64;
         let mut bytes = 0u64;
         for msg in msgs {
             let may_drop = every_one_may_drop || (self.at_most_once)(&msg);
@@ -285,7 +286,7 @@ impl DirectConsumer {
                 continue;
             }
             if !may_drop {
-                self.memory.add(msg.body.len());
+                gauged_bytes = gauged_bytes.saturating_add(body_len(&msg));
                 gauged += 1;
             }
             bytes = bytes.saturating_add(body_len(&msg));
@@ -293,6 +294,9 @@ impl DirectConsumer {
         }
         if out.is_empty() {
             return;
+        }
+        if gauged > 0 {
+            self.memory.add_many(gauged, gauged_bytes);
         }
         let n = out.len();
         self.load

@@ -4,7 +4,7 @@
 //! publisher faster than its consumers is slowed down instead of growing the broker's memory
 //! without bound (RabbitMQ's memory alarm; per-queue credit flow alone only bounds one hop).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::watch;
 
@@ -16,6 +16,9 @@ pub const MESSAGE_OVERHEAD: u64 = 256;
 pub struct MemoryGauge {
     used: AtomicU64,
     high: u64,
+    /// The alarm state, for the hot path: reading `blocked` takes its lock, and every message
+    /// a queue takes or lets go looks.
+    raised: AtomicBool,
     blocked: watch::Sender<bool>,
 }
 
@@ -25,17 +28,36 @@ impl MemoryGauge {
         MemoryGauge {
             used: AtomicU64::new(0),
             high,
+            raised: AtomicBool::new(false),
             blocked: watch::channel(false).0,
         }
     }
 
     /// A queue took a message of `body` bytes.
     pub fn add(&self, body: usize) {
-        let n = cost(body);
+        self.add_cost(cost(body));
+    }
+
+    /// Messages of `bodies` bytes in all, `count` of them, were taken at once.
+    pub fn add_many(&self, count: usize, bodies: u64) {
+        let overhead = u64::try_from(count)
+            .unwrap_or(u64::MAX)
+            .saturating_mul(MESSAGE_OVERHEAD);
+        self.add_cost(bodies.saturating_add(overhead));
+    }
+
+    fn add_cost(&self, n: u64) {
         let used = self.used.fetch_add(n, Ordering::Relaxed) + n;
-        if self.high > 0 && used > self.high && !*self.blocked.borrow() {
-            tracing::warn!(used, high = self.high, "memory alarm: blocking publishers");
-            self.blocked.send_replace(true);
+        if self.high > 0 && used > self.high && !self.raised.load(Ordering::Relaxed) {
+            self.blocked.send_if_modified(|blocked| {
+                let changed = !*blocked;
+                if changed {
+                    tracing::warn!(used, high = self.high, "memory alarm: blocking publishers");
+                    *blocked = true;
+                    self.raised.store(true, Ordering::Relaxed);
+                }
+                changed
+            });
         }
     }
 
@@ -48,19 +70,26 @@ impl MemoryGauge {
                 Some(u.saturating_sub(n))
             })
             .map_or(0, |prev| prev.saturating_sub(n));
-        if used <= self.high && *self.blocked.borrow() {
-            tracing::info!(
-                used,
-                high = self.high,
-                "memory alarm cleared: unblocking publishers"
-            );
-            self.blocked.send_replace(false);
+        if used <= self.high && self.raised.load(Ordering::Relaxed) {
+            self.blocked.send_if_modified(|blocked| {
+                let changed = *blocked;
+                if changed {
+                    tracing::info!(
+                        used,
+                        high = self.high,
+                        "memory alarm cleared: unblocking publishers"
+                    );
+                    *blocked = false;
+                    self.raised.store(false, Ordering::Relaxed);
+                }
+                changed
+            });
         }
     }
 
     /// Whether publishers should wait now.
     pub fn is_blocked(&self) -> bool {
-        *self.blocked.borrow()
+        self.raised.load(Ordering::Relaxed)
     }
 
     /// Follows the alarm state.
