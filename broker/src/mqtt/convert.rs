@@ -127,7 +127,7 @@ pub struct Outgoing {
 /// fan-out to 50 subscribers converts the routing key and properties once, not 50 times.
 /// The expiry interval is not part of it (it depends on when each delivery happens).
 #[derive(Default)]
-pub struct MqttForm(OnceLock<Option<Arc<Outgoing>>>);
+pub struct MqttForm(OnceLock<Option<Arc<Outgoing>>>, OnceLock<Option<Bytes>>);
 
 impl Clone for MqttForm {
     /// Empty: a copy may be changed, and then its form would be wrong.
@@ -175,6 +175,27 @@ pub fn is_qos0(msg: &Message) -> bool {
 }
 
 /// The message's MQTT form, made on first use.
+/// The message as a 3.1.1 QoS 0 PUBLISH (no DUP, no RETAIN: what every 3.1.1 subscriber at
+/// QoS 0 gets), encoded by its first such delivery and copied by the rest: a fan-out encodes
+/// once. `None` if it cannot be encoded.
+pub fn qos0_v311<'m>(msg: &'m Message, form: &Outgoing) -> Option<&'m Bytes> {
+    msg.mqtt_form
+        .1
+        .get_or_init(|| {
+            let mut publish = protocol_mqtt::Publish::new(form.topic.clone(), msg.body.clone());
+            publish.qos = QoS::AtMostOnce;
+            let mut out = bytes::BytesMut::new();
+            protocol_mqtt::encode(
+                &protocol_mqtt::Packet::Publish(publish),
+                protocol_mqtt::ProtocolVersion::V311,
+                &mut out,
+            )
+            .ok()
+            .map(|()| out.freeze())
+        })
+        .as_ref()
+}
+
 fn cached_form(msg: &Message) -> Option<&Arc<Outgoing>> {
     msg.mqtt_form
         .0
@@ -322,6 +343,42 @@ mod tests {
         assert_eq!(p.payload_format_indicator, Some(1));
         assert!(matches!(p.message_expiry_interval, Some(59 | 60)));
         assert_eq!(p.user_properties, meta.properties.user_properties);
+    }
+
+    #[test]
+    fn a_qos0_publish_is_encoded_once_per_message() {
+        let meta = MqttMeta {
+            qos: 1,
+            retain: true,
+            ..MqttMeta::default()
+        };
+        let msg =
+            to_message("a/b", Bytes::from_static(b"hi"), &meta, &Arc::from("c")).expect("message");
+        let out = from_message(&msg).expect("deliverable");
+        let first = qos0_v311(&msg, &out.form).expect("encoded").clone();
+        let again = qos0_v311(&msg, &out.form).expect("encoded");
+        assert_eq!(
+            first.as_ptr(),
+            again.as_ptr(),
+            "the same bytes, not a new encoding"
+        );
+        let mut buf = bytes::BytesMut::from(&first[..]);
+        let decoded = protocol_mqtt::decode(
+            &mut buf,
+            Some(protocol_mqtt::ProtocolVersion::V311),
+            protocol_mqtt::MAX_PACKET_SIZE,
+        )
+        .expect("decodes")
+        .expect("a whole packet");
+        match decoded {
+            protocol_mqtt::Packet::Publish(p) => {
+                assert_eq!(p.topic.as_str(), "a/b");
+                assert_eq!(&p.payload[..], b"hi");
+                assert_eq!(p.qos, QoS::AtMostOnce);
+                assert!(!p.retain && !p.dup && p.packet_id.is_none());
+            }
+            other => panic!("expected PUBLISH, got {other:?}"),
+        }
     }
 
     #[test]

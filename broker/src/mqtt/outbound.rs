@@ -144,6 +144,18 @@ impl MqttConn {
             credit = false;
         }
         let v5 = self.version == ProtocolVersion::V5;
+        if qos == QoS::AtMostOnce
+            && !v5
+            && let Some(packet) = super::convert::qos0_v311(&d.msg, &out.form)
+            && packet.len() <= self.client_max_packet
+        {
+            // The same bytes for every 3.1.1 subscriber at QoS 0: encoded once per message.
+            self.out.extend_from_slice(packet);
+            if !direct {
+                self.auto_settle.push((d.queue.clone(), d.seq));
+            }
+            return None;
+        }
         let retain = v5 && route.retain_as_published && out.form.retain;
         let mut properties = self.properties_for(&out);
         properties.subscription_identifiers = route.ids;
