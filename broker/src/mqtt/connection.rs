@@ -939,12 +939,8 @@ impl MqttConn {
         let mut end = None;
         for event in events.drain(..) {
             match event {
-                ConnEvent::Deliver(d) if end.is_some() => {
-                    // Ending: what is not delivered leaves the memory count all the same.
-                    if d.gauged {
-                        self.shared.core.memory.sub(d.msg.body.len());
-                    }
-                }
+                // Ending: a queue task's delivery goes back to it with the channel's close.
+                ConnEvent::Deliver(_) if end.is_some() => {}
                 ConnEvent::Deliver(d) => self.deliver(*d).await,
                 ConnEvent::DeliverDirect(batch) => {
                     batch.load.taken(&batch);

@@ -242,9 +242,6 @@ impl MqttConn {
         mut properties: PublishProperties,
         source: Option<(QueueHandle, u64)>,
     ) -> Sent {
-        if self.version == ProtocolVersion::V311 {
-            properties = PublishProperties::default();
-        }
         let packet_id = if qos == QoS::AtMostOnce {
             None
         } else {
