@@ -503,3 +503,34 @@ async fn after_sigkill_persistent_groups_come_back_and_clean_ones_go() {
         "the persistent member's group lost messages in the crash"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_from_one_group_wakes_another_waiting_for_the_receive_window() {
+    let broker = TestBroker::start().await;
+    let addr = broker.mqtt_addr();
+    let mut opts = v5_options(addr, "window-member");
+    opts.set_receive_maximum(Some(1));
+    opts.set_manual_acks(true);
+    let (mut member, _) = V5Client::connect(opts).await;
+    member
+        .subscribe("$share/g1/w/one", V5QoS::AtLeastOnce)
+        .await;
+    member
+        .subscribe("$share/g2/w/two", V5QoS::AtLeastOnce)
+        .await;
+    let (mut publ, _) = V5Client::connect(v5_options(addr, "window-pub")).await;
+    publ.publish("w/one", V5QoS::AtLeastOnce, false, "one")
+        .await;
+    publ.publish("w/two", V5QoS::AtLeastOnce, false, "two")
+        .await;
+    // One unit of window: one group's message comes, the other's waits in its queue.
+    let first = member.next_publish().await;
+    within("PUBACK request", member.client.ack(&first))
+        .await
+        .expect("ack");
+    // The unit comes back to the first group's queue; the second must hear of it.
+    let second = member.next_publish().await;
+    let mut got = [first.payload.to_vec(), second.payload.to_vec()];
+    got.sort();
+    assert_eq!(got, [b"one".to_vec(), b"two".to_vec()]);
+}

@@ -171,6 +171,9 @@ pub(crate) struct MqttConn {
     paused: Option<Box<(Arc<DirectLoad>, Instant)>>,
     /// Quiet read rounds in a row since the last burst (see `size_read_buffer`).
     quiet_rounds: u8,
+    /// An ack freed a unit of a full window in a queue task: once the unit is back, the
+    /// client's other queues are woken (`wake_queues`).
+    pub queues_wait_for_window: bool,
     _registration: Option<Registration>,
     /// Bytes in and out of the transport.
     io: Arc<IoCounters>,
@@ -287,6 +290,7 @@ async fn handshake(
         publish_blocked: false,
         paused: None,
         quiet_rounds: 0,
+        queues_wait_for_window: false,
         _registration: None,
         io,
         registered: None,
@@ -772,7 +776,12 @@ impl MqttConn {
                     None => Some(End::Abnormal),
                     Some(first) => Box::pin(self.read_round(reader, *first)).await,
                 },
-                _ = credit_returned(&credit, self.may_pump()), if self.may_pump() => {
+                _ = credit_returned(&credit, self.waits_for_window()), if self.waits_for_window() => {
+                    // A unit came back; a permit left from an earlier one may fire first, so
+                    // the queues are woken only once the window has room.
+                    if self.queues_wait_for_window && self.credit.available() {
+                        Box::pin(self.wake_queues()).await;
+                    }
                     Box::pin(self.pump_held()).await;
                     None
                 }
@@ -847,6 +856,11 @@ impl MqttConn {
     /// Whether direct deliveries wait for the client's receive window.
     pub(crate) fn holds_deliveries(&self) -> bool {
         self.direct.as_ref().is_some_and(|d| !d.held.is_empty())
+    }
+
+    /// Whether something waits for a unit of the receive window to come back.
+    fn waits_for_window(&self) -> bool {
+        self.queues_wait_for_window || self.may_pump()
     }
 
     /// Whether held deliveries could go now, as far as packet ids go (a unit of the window

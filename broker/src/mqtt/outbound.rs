@@ -205,19 +205,31 @@ impl MqttConn {
 
     /// The client acknowledged (or refused) a delivery from `queue`.
     async fn acknowledged(&mut self, queue: &QueueHandle, seq: u64) {
+        let was_full = !self.credit.available();
         if !queue.is_direct() {
             settle(self.owner, queue, seq, Settle::Ack).await;
+            // The queue gives the unit back when it handles the settle: the others of this
+            // client are woken once it has (see `wake_queues`).
+            if was_full && !self.shared_subs.is_empty() {
+                self.queues_wait_for_window = true;
+            }
             return;
         }
-        let was_full = !self.credit.available();
         self.credit.give_back();
         if was_full {
-            // A group queue may have found the window full: it only looks again when woken.
-            let groups: Vec<QueueHandle> =
-                self.shared_subs.values().map(|s| s.queue.clone()).collect();
-            for group in groups {
-                let _ = group.send(QueueCmd::Wake).await;
-            }
+            self.wake_queues().await;
+        }
+    }
+
+    /// Wakes this client's queue tasks: one may have found the window full, and a queue only
+    /// looks again when something comes to its mailbox.
+    pub(crate) async fn wake_queues(&mut self) {
+        self.queues_wait_for_window = false;
+        let mut queues: Vec<QueueHandle> =
+            self.shared_subs.values().map(|s| s.queue.clone()).collect();
+        queues.extend(self.session_handle.clone().filter(|q| !q.is_direct()));
+        for queue in queues {
+            let _ = queue.send(QueueCmd::Wake).await;
         }
     }
 
