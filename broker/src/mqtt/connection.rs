@@ -757,14 +757,23 @@ impl MqttConn {
             }
             let deadline = self.keep_alive_deadline();
             let end: Option<End> = tokio::select! {
-                changed = alarm_changed(&mut alarm, self.publish_blocked), if self.publish_blocked => {
+                changed = rare_wait(self.publish_blocked, || alarm.changed()), if self.publish_blocked => {
                     if changed.is_ok() && !*alarm.borrow_and_update() {
                         self.publish_blocked = false;
                         self.last_recv = Instant::now();
                     }
                     None
                 }
-                drained = subscriber_drained(self.paused.as_deref()), if self.paused.is_some() => {
+                // A subscriber this publisher paused for caught up (`true`) or the pause ran out.
+                drained = rare_wait(self.paused.is_some(), || {
+                    let paused = self.paused.as_deref().map(|(load, until)| (load.clone(), *until));
+                    async move {
+                        match paused {
+                            Some((load, until)) => load.wait_drained(until).await,
+                            None => true,
+                        }
+                    }
+                }), if self.paused.is_some() => {
                     if !drained {
                         tracing::info!(client_id = %self.client_id, "a subscriber did not catch up: reading again, its QoS 0 messages are dropped until it does");
                     }
@@ -776,7 +785,7 @@ impl MqttConn {
                     None => Some(End::Abnormal),
                     Some(first) => Box::pin(self.read_round(reader, *first)).await,
                 },
-                _ = credit_returned(&credit, self.waits_for_window()), if self.waits_for_window() => {
+                _ = rare_wait(self.waits_for_window(), || credit.returned()), if self.waits_for_window() => {
                     // A unit came back; a permit left from an earlier one may fire first, so
                     // the queues are woken only once the window has room.
                     if self.queues_wait_for_window && self.credit.available() {
@@ -1266,35 +1275,14 @@ type RareWait<'a, T> = futures_util::future::Either<
     std::future::Pending<T>,
 >;
 
-/// A unit of the receive window came back (waited for only while deliveries are held).
-fn credit_returned(credit: &SharedCredit, enabled: bool) -> RareWait<'_, ()> {
+/// `make()`'s future, boxed, when `enabled`; a future that never ends otherwise (the waits
+/// for a unit of the receive window, a drained subscriber, the memory alarm).
+fn rare_wait<'a, T, F>(enabled: bool, make: impl FnOnce() -> F) -> RareWait<'a, T>
+where
+    F: std::future::Future<Output = T> + Send + 'a,
+{
     if enabled {
-        futures_util::future::Either::Left(Box::pin(credit.returned()))
-    } else {
-        futures_util::future::Either::Right(std::future::pending())
-    }
-}
-
-/// A subscriber this publisher paused for caught up (`true`) or the pause ran out.
-fn subscriber_drained(paused: Option<&(Arc<DirectLoad>, Instant)>) -> RareWait<'static, bool> {
-    match paused {
-        Some((load, until)) => {
-            let (load, until) = (load.clone(), *until);
-            futures_util::future::Either::Left(Box::pin(
-                async move { load.wait_drained(until).await },
-            ))
-        }
-        None => futures_util::future::Either::Right(std::future::pending()),
-    }
-}
-
-/// The memory alarm changed (waited for only while it holds this publisher).
-fn alarm_changed(
-    alarm: &mut tokio::sync::watch::Receiver<bool>,
-    enabled: bool,
-) -> RareWait<'_, Result<(), tokio::sync::watch::error::RecvError>> {
-    if enabled {
-        futures_util::future::Either::Left(Box::pin(alarm.changed()))
+        futures_util::future::Either::Left(Box::pin(make()))
     } else {
         futures_util::future::Either::Right(std::future::pending())
     }
