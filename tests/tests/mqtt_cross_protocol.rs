@@ -283,3 +283,66 @@ async fn dotted_topic_level_round_trips_through_amqp() {
     }
     sub.assert_no_publish(Duration::from_millis(200)).await;
 }
+
+/// The body of the next message in `queue`, or None if it is empty.
+async fn try_get(ch: &Channel, queue: &str) -> Option<String> {
+    within(
+        "basic.get",
+        ch.basic_get(queue.into(), BasicGetOptions { no_ack: true }),
+    )
+    .await
+    .expect("basic.get")
+    .map(|m| text(&m.delivery.data).to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_sees_every_binding_change_between_two_messages_on_one_topic() {
+    // A publisher's last route is reused while the topology is unchanged: each change
+    // (a binding added, a binding removed, a queue deleted and declared again) must reach
+    // its very next message. QoS 1: the PUBACK comes once the queues have the message.
+    let broker = TestBroker::start().await;
+    let conn = broker.connect().await;
+    let ch = conn.create_channel().await.expect("channel");
+    bound_queue(&ch, "first", &["r.t"]).await;
+    let (mut publ, _) = V4Client::connect(v4_options(broker.mqtt_addr(), "route-cache")).await;
+    publ.publish("r/t", QoS::AtLeastOnce, false, "1").await;
+    assert_eq!(try_get(&ch, "first").await.as_deref(), Some("1"));
+
+    bound_queue(&ch, "second", &["r.t"]).await;
+    publ.publish("r/t", QoS::AtLeastOnce, false, "2").await;
+    assert_eq!(try_get(&ch, "first").await.as_deref(), Some("2"));
+    assert_eq!(
+        try_get(&ch, "second").await.as_deref(),
+        Some("2"),
+        "a new binding"
+    );
+
+    within(
+        "queue.unbind",
+        ch.queue_unbind(
+            "first".into(),
+            "amq.topic".into(),
+            "r.t".into(),
+            FieldTable::default(),
+        ),
+    )
+    .await
+    .expect("queue.unbind");
+    publ.publish("r/t", QoS::AtLeastOnce, false, "3").await;
+    assert_eq!(try_get(&ch, "second").await.as_deref(), Some("3"));
+    assert_eq!(try_get(&ch, "first").await, None, "a removed binding");
+
+    within(
+        "queue.delete",
+        ch.queue_delete("second".into(), QueueDeleteOptions::default()),
+    )
+    .await
+    .expect("queue.delete");
+    bound_queue(&ch, "second", &["r.t"]).await;
+    publ.publish("r/t", QoS::AtLeastOnce, false, "4").await;
+    assert_eq!(
+        try_get(&ch, "second").await.as_deref(),
+        Some("4"),
+        "a queue deleted and declared again"
+    );
+}

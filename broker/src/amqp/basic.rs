@@ -6,15 +6,17 @@ use std::sync::Arc;
 
 use protocol_amqp::{
     BasicCancelOk, BasicConsume, BasicConsumeOk, BasicDeliver, BasicGetEmpty, BasicGetOk,
-    BasicPublish, BasicQosOk, BasicRecoverOk, BasicReturn, ConfirmSelectOk, Content, Method,
-    ShortStr, TxCommitOk, TxRollbackOk, TxSelectOk, encode_content, reply_code,
+    BasicPublish, BasicQosOk, BasicRecoverOk, BasicReturn, ConfirmSelectOk, Content, FieldTable,
+    Method, ShortStr, TxCommitOk, TxRollbackOk, TxSelectOk, encode_content, reply_code,
 };
 
 use super::channel::{ChannelConsumer, Pending, TxOp};
 use super::confirms::Confirms;
 use super::connection::Conn;
 use crate::core::ops::random_name;
-use crate::core::queue::{ConsumeRefused, ConsumerSpec, QueueCmd, Settle, SharedCredit};
+use crate::core::queue::{
+    ConsumeRefused, ConsumerSpec, QueueCmd, QueueHandle, Settle, SharedCredit,
+};
 use crate::core::{ConfirmTarget, Delivery};
 use crate::error::AmqpError;
 use crate::model::message::Message;
@@ -299,6 +301,57 @@ impl Conn {
         }
     }
 
+    /// The queues a publish to `exchange` with `routing_key` reaches, or the channel error
+    /// for an exchange that is missing or internal. The channel's last route when the
+    /// exchange, the key and the topology are the same (see [`crate::core::routes::RouteCache`]).
+    fn route(
+        &mut self,
+        channel: u16,
+        exchange: &ShortStr,
+        routing_key: &ShortStr,
+        headers: Option<&FieldTable>,
+    ) -> Result<Arc<[QueueHandle]>, AmqpError> {
+        let version = self.vhost.as_ref().map_or(0, |v| v.topology_version());
+        if let Some(targets) = self
+            .channel(channel)?
+            .routes
+            .as_ref()
+            .and_then(|c| c.lookup(version, exchange, routing_key))
+        {
+            return Ok(targets.clone());
+        }
+        let topo = self.topology();
+        if !exchange.is_empty() {
+            match topo.exchanges.get(exchange.as_str()) {
+                None => {
+                    return Err(AmqpError::not_found(format!(
+                        "no exchange '{}' in vhost '{}'",
+                        exchange,
+                        self.vhost_name()
+                    )));
+                }
+                Some(x) if x.internal => {
+                    return Err(AmqpError::access_refused(format!(
+                        "cannot publish to internal exchange '{}' in vhost '{}'",
+                        exchange,
+                        self.vhost_name()
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        let mut targets = Vec::new();
+        let by_headers = topo.route(exchange, routing_key, headers, &mut targets);
+        let targets: Arc<[QueueHandle]> = targets.into();
+        if !by_headers {
+            self.channel(channel)?
+                .routes
+                .get_or_insert_with(Default::default)
+                .remember(topo.version, exchange, routing_key, targets.clone());
+        }
+        Ok(targets)
+    }
+
     async fn publish(
         &mut self,
         channel: u16,
@@ -313,34 +366,12 @@ impl Conn {
             ));
         }
         self.check_access(Access::Write, Resource::Exchange, m.exchange.as_str())?;
-        let topo = self.topology();
-        if !m.exchange.is_empty() {
-            match topo.exchanges.get(m.exchange.as_str()) {
-                None => {
-                    return Err(AmqpError::not_found(format!(
-                        "no exchange '{}' in vhost '{}'",
-                        m.exchange,
-                        self.vhost_name()
-                    )));
-                }
-                Some(x) if x.internal => {
-                    return Err(AmqpError::access_refused(format!(
-                        "cannot publish to internal exchange '{}' in vhost '{}'",
-                        m.exchange,
-                        self.vhost_name()
-                    )));
-                }
-                Some(_) => {}
-            }
-        }
-        let mut targets = Vec::new();
-        topo.route(
-            m.exchange.as_str(),
-            m.routing_key.as_str(),
+        let targets = self.route(
+            channel,
+            &m.exchange,
+            &m.routing_key,
             content.properties.headers.as_ref(),
-            &mut targets,
-        );
-        drop(topo);
+        )?;
         let queues = u32::try_from(targets.len()).unwrap_or(u32::MAX);
         let confirm_seq = self
             .channel(channel)?
@@ -381,7 +412,7 @@ impl Conn {
         if self.core.memory.is_blocked() {
             self.block_publisher();
         }
-        for queue in targets {
+        for queue in targets.iter() {
             let confirm = confirm_seq.map(|seq| ConfirmTarget {
                 conn: self.tx.clone(),
                 channel,

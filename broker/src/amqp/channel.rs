@@ -63,6 +63,8 @@ pub(crate) struct Channel {
     pub tx: Option<Vec<TxOp>>,
     /// Queues this channel consumed or got from: they hear about its end.
     queues: FxHashMap<u64, QueueHandle>,
+    /// Where the last publish went (made by the first publish).
+    pub routes: Option<Box<crate::core::routes::RouteCache>>,
 }
 
 impl Channel {
@@ -80,6 +82,7 @@ impl Channel {
             confirm_out: Vec::new(),
             tx: None,
             queues: FxHashMap::default(),
+            routes: None,
         }
     }
 

@@ -10,6 +10,7 @@ pub mod ops;
 pub mod queue;
 mod queue_task;
 pub mod registry;
+pub mod routes;
 pub mod topology;
 pub mod vhost;
 

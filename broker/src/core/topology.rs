@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use protocol_amqp::FieldTable;
 
@@ -40,6 +41,16 @@ pub struct Topology {
     pub exchanges: HashMap<String, Arc<Exchange>>,
     /// By name.
     pub queues: HashMap<String, QueueEntry>,
+    /// Which change of its vhost's topology this is: new with every change, unique across
+    /// vhosts, and never 0 for a vhost's topology. A [`super::routes::RouteCache`] entry
+    /// holds while it is the same.
+    pub version: u64,
+}
+
+/// The next [`Topology::version`].
+pub(super) fn next_version() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Topology {
@@ -63,20 +74,23 @@ impl Topology {
     }
 
     /// Queues a message published to `exchange` with `routing_key` reaches, each once,
-    /// following exchange-to-exchange bindings (cycles are cut).
+    /// following exchange-to-exchange bindings (cycles are cut). Returns whether the result
+    /// depended on `headers` (a headers exchange was passed): such a route cannot be kept
+    /// for the next message with the same key.
     pub fn route(
         &self,
         exchange: &str,
         routing_key: &str,
         headers: Option<&FieldTable>,
         out: &mut Vec<QueueHandle>,
-    ) {
+    ) -> bool {
         if exchange.is_empty() {
             if let Some(q) = self.queues.get(routing_key) {
                 out.push(q.handle.clone());
             }
-            return;
+            return false;
         }
+        let mut by_headers = false;
         let mut visited: Vec<&str> = Vec::new();
         let mut pending: Vec<&str> = vec![exchange];
         let mut dests = Vec::new();
@@ -88,6 +102,7 @@ impl Topology {
             let Some(x) = self.exchanges.get(name) else {
                 continue;
             };
+            by_headers |= x.kind == ExchangeKind::Headers;
             dests.clear();
             x.route(routing_key, headers, &mut dests);
             for dest in &dests {
@@ -107,6 +122,7 @@ impl Topology {
                 }
             }
         }
+        by_headers
     }
 
     /// Removes every binding to `dest`; returns auto-delete exchanges left without bindings.

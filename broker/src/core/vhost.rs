@@ -1,9 +1,10 @@
 //! Virtual hosts: each has its own topology (exchanges, queues, bindings), so two vhosts can
 //! hold queues of the same name that know nothing of each other.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::topology::Topology;
+use super::topology::{Topology, next_version};
 
 /// What operators can say about a vhost (RabbitMQ's `description` and `tags`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,6 +22,9 @@ pub struct Vhost {
     /// Read-mostly snapshot: readers clone the `Arc` and route without the lock; writers
     /// change it in place unless a reader still holds it. A std lock: never held across `.await`.
     topology: RwLock<Arc<Topology>>,
+    /// The current topology's version, readable without the lock: a publisher's
+    /// [`super::routes::RouteCache`] checks it once per message.
+    version: AtomicU64,
     /// A std mutex: tiny, changed only through the API, never held across `.await`.
     meta: Mutex<VhostMeta>,
 }
@@ -28,9 +32,12 @@ pub struct Vhost {
 impl Vhost {
     /// A new vhost holding the default and `amq.*` exchanges.
     pub fn new(name: impl Into<String>, meta: VhostMeta) -> Vhost {
+        let mut topology = Topology::with_builtin_exchanges();
+        topology.version = next_version();
         Vhost {
             name: name.into(),
-            topology: RwLock::new(Arc::new(Topology::with_builtin_exchanges())),
+            version: AtomicU64::new(topology.version),
+            topology: RwLock::new(Arc::new(topology)),
             meta: Mutex::new(meta),
         }
     }
@@ -46,6 +53,11 @@ impl Vhost {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// The current topology's [`Topology::version`].
+    pub fn topology_version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
     }
 
     /// Description and tags.
@@ -73,7 +85,12 @@ impl Vhost {
         // Copy on write, but only when a reader still holds the current snapshot: mostly the
         // change is made in place, so a declare or bind costs O(1), not O(topology size)
         // (MQTT declares a queue per session and binds once per subscription).
-        f(Arc::make_mut(&mut guard))
+        let topology = Arc::make_mut(&mut guard);
+        let result = f(topology);
+        // Under the lock: a reader that sees the new version finds the new topology.
+        topology.version = next_version();
+        self.version.store(topology.version, Ordering::Release);
+        result
     }
 
     /// The stored form.

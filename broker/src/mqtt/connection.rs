@@ -27,7 +27,7 @@ use tokio_util::codec::FramedRead;
 use super::codec::{PacketDecoder, ReadError};
 use super::convert::{MqttMeta, to_message};
 use super::sessions::{Registration, TimerKind};
-use super::subscriptions::Sub;
+use super::subscriptions::Subs;
 use super::{Shared, SharedSub};
 use crate::amqp::confirms::Confirms;
 use crate::core::access::LoginRefused;
@@ -118,7 +118,9 @@ pub(crate) struct MqttConn {
     /// The vhost: named in the user name as `vhost:user`, else the configured MQTT vhost.
     pub vhost: String,
     /// That vhost, held so that a publish reads its topology without a lookup by name.
-    vhost_ref: Option<Arc<crate::core::vhost::Vhost>>,
+    pub(crate) vhost_ref: Option<Arc<crate::core::vhost::Vhost>>,
+    /// Where the last publish went (boxed: made by the first publish, idle clients have none).
+    pub(crate) routes: Option<Box<crate::core::routes::RouteCache>>,
     /// The user's permissions in the vhost and the user store generation they were read at.
     pub permission: Option<(u64, Arc<crate::core::access::Permission>)>,
     pub version: ProtocolVersion,
@@ -139,7 +141,7 @@ pub(crate) struct MqttConn {
     /// Session survives the connection (3.1.1 clean session 0, 5.0 expiry > 0).
     pub keep_session: bool,
     session_expiry: u32,
-    pub subs: Vec<Sub>,
+    pub subs: Subs,
     pub shared_subs: HashMap<ShortStr, SharedSub>,
     pub credit: Arc<SharedCredit>,
     /// Boxed: 192 bytes inline, in every connection's task, for the few clients with a will.
@@ -259,6 +261,7 @@ async fn handshake(
         user: String::new(),
         vhost: String::new(),
         vhost_ref: None,
+        routes: None,
         permission: None,
         version: connect.version,
         client_id: Arc::from(""),
@@ -272,7 +275,7 @@ async fn handshake(
         session_handle: None,
         keep_session: false,
         session_expiry: 0,
-        subs: Vec::new(),
+        subs: Subs::default(),
         shared_subs: HashMap::new(),
         credit: Arc::new(SharedCredit::new(u32::from(u16::MAX))),
         will: None,
@@ -339,7 +342,7 @@ impl MqttConn {
                 p
             }
         };
-        permission.is_some_and(|p| p.allows(access, "amq.topic"))
+        permission.is_some_and(|p| p.allows(access, super::TOPIC_EXCHANGE))
     }
 
     /// The connection's mailbox, made on first use.
@@ -351,14 +354,6 @@ impl MqttConn {
         self.new_rx = Some(rx);
         self.tx = Some(tx.clone());
         tx
-    }
-
-    /// The vhost's current topology (empty before CONNECT is accepted).
-    pub(crate) fn topology(&self) -> Arc<crate::core::topology::Topology> {
-        match &self.vhost_ref {
-            Some(v) => v.topology(),
-            None => Arc::default(),
-        }
     }
 
     /// Queues a packet for the next write.
@@ -632,7 +627,10 @@ impl MqttConn {
                 present = true;
                 self.session_handle = Some(q.handle.clone());
                 let topology = core.topology(&vhost);
-                self.subs = super::subscriptions::restore(&topology, &self.session_queue);
+                self.subs.set(super::subscriptions::restore(
+                    &topology,
+                    &self.session_queue,
+                ));
                 memberships = super::shared_groups::memberships(&topology, &self.session_queue);
             }
         }

@@ -100,7 +100,7 @@ pub fn to_message(
     }
     props.headers = Some(table.into_iter().collect());
     Some(Message {
-        exchange: ShortStr::from_static("amq.topic"),
+        exchange: ShortStr::from_static(super::TOPIC_EXCHANGE),
         routing_key,
         properties: props,
         body: payload,
@@ -384,7 +384,7 @@ mod tests {
     #[test]
     fn amqp_messages_map_to_qos_by_delivery_mode() {
         let msg = Message {
-            exchange: ShortStr::from_static("amq.topic"),
+            exchange: ShortStr::from_static(crate::mqtt::TOPIC_EXCHANGE),
             routing_key: ShortStr::from_static("sensors.t1"),
             properties: BasicProperties {
                 delivery_mode: Some(2),

@@ -9,17 +9,54 @@ use protocol_mqtt::{
     Qos2Publish, ReasonCode,
 };
 
+use super::TOPIC_EXCHANGE;
 use super::connection::{End, MqttConn, RECEIVE_MAXIMUM, TOPIC_ALIAS_MAXIMUM};
 use super::convert::{MqttMeta, to_message};
 use crate::amqp::confirms::ConfirmOut;
 use crate::core::ConfirmTarget;
 use crate::core::direct::DirectLoad;
-use crate::core::queue::QueueCmd;
+use crate::core::queue::{QueueCmd, QueueHandle};
+use crate::model::message::Message;
 
 /// Direct queues a publisher's batch keeps room for between reads; a burst to more frees it.
 const DIRECT_OUT_KEPT: usize = 64;
 
 impl MqttConn {
+    /// The queues a message published on `amq.topic` reaches: the last publish's when its
+    /// topic and the topology are the same (see [`crate::core::routes::RouteCache`]).
+    fn route(&mut self, msg: &Message) -> Arc<[QueueHandle]> {
+        let Some(vhost) = &self.vhost_ref else {
+            return Arc::from([]);
+        };
+        let key = msg.routing_key.as_str();
+        let version = vhost.topology_version();
+        if let Some(targets) = self
+            .routes
+            .as_ref()
+            .and_then(|c| c.lookup(version, TOPIC_EXCHANGE, key))
+        {
+            return targets.clone();
+        }
+        let topology = vhost.topology();
+        let mut targets = Vec::new();
+        let by_headers = topology.route(
+            TOPIC_EXCHANGE,
+            key,
+            msg.properties.headers.as_ref(),
+            &mut targets,
+        );
+        let targets: Arc<[QueueHandle]> = targets.into();
+        if !by_headers {
+            self.routes.get_or_insert_with(Default::default).remember(
+                topology.version,
+                &msg.exchange,
+                &msg.routing_key,
+                targets.clone(),
+            );
+        }
+        targets
+    }
+
     pub(crate) async fn handle_publish(&mut self, p: Publish) -> Option<End> {
         let v5 = self.version == ProtocolVersion::V5;
         if p.qos != QoS::AtMostOnce {
@@ -127,20 +164,14 @@ impl MqttConn {
             // Stop reading this client until consumers catch up (MQTT has no "blocked" packet).
             self.publish_blocked = true;
         }
-        let mut targets = Vec::new();
-        self.topology().route(
-            "amq.topic",
-            msg.routing_key.as_str(),
-            msg.properties.headers.as_ref(),
-            &mut targets,
-        );
+        let targets = self.route(&msg);
         let Some(packet_id) = packet_id.filter(|_| p.qos != QoS::AtMostOnce) else {
-            for queue in targets {
+            for queue in targets.iter() {
                 if queue.is_direct() {
                     // Sent at the end of the read (`send_direct_out`), with the others.
                     self.direct_out
                         .get_or_insert_with(Default::default)
-                        .push(&queue, &msg);
+                        .push(queue, &msg);
                     continue;
                 }
                 let _ = queue
@@ -156,11 +187,11 @@ impl MqttConn {
         // Direct queues take the message with the others of this read (in order with them)
         // and have nothing to store: they need no answer. The rest answer when they have it.
         let mut queued = Vec::with_capacity(targets.len());
-        for queue in targets {
+        for queue in targets.iter() {
             if queue.is_direct() {
                 self.direct_out
                     .get_or_insert_with(Default::default)
-                    .push(&queue, &msg);
+                    .push(queue, &msg);
             } else {
                 queued.push(queue);
             }

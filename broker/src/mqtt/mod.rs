@@ -62,6 +62,10 @@ pub struct SharedSub {
     pub qos: QoS,
 }
 
+/// The exchange MQTT topics live on, as with RabbitMQ's MQTT plugin: AMQP clients bind to
+/// it to hear MQTT publishers and publish to it to reach MQTT subscribers.
+pub const TOPIC_EXCHANGE: &str = "amq.topic";
+
 /// Queue argument holding a 5.0 session's expiry interval, so that sessions found at start-up
 /// expire too.
 pub const SESSION_EXPIRY_ARG: &str = "x-mqtt-session-expiry";
@@ -263,7 +267,7 @@ impl Shared {
         }
         let mut targets = Vec::new();
         self.core.topology(vhost).route(
-            "amq.topic",
+            TOPIC_EXCHANGE,
             msg.routing_key.as_str(),
             msg.properties.headers.as_ref(),
             &mut targets,

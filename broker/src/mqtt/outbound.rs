@@ -13,16 +13,10 @@ use protocol_mqtt::{
 
 use super::connection::{MqttConn, Outbound, SESSION_TAG};
 use super::convert::{Deliverable, Outgoing, from_message};
+use super::subscriptions::Route;
 use crate::core::queue::{QueueCmd, QueueHandle, Settle};
 use crate::core::{ChannelKey, Delivery};
 use crate::model::message::Message;
-
-/// How a message should go out, once the matching subscriptions are known.
-struct Route {
-    qos: QoS,
-    retain_as_published: bool,
-    ids: Vec<NonZeroU32>,
-}
 
 /// What became of a PUBLISH we tried to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +50,7 @@ async fn let_go(owner: ChannelKey, d: &Delivery, how: Settle) {
 
 impl MqttConn {
     /// Which subscriptions take a message, or None if none does.
-    fn route_for(&self, d: &Delivery, out: &Outgoing) -> Option<Route> {
+    fn route_for(&mut self, d: &Delivery, out: &Outgoing) -> Option<Route> {
         if d.consumer_tag.as_str() != SESSION_TAG {
             let sub = self.shared_subs.get(&d.consumer_tag)?;
             return Some(Route {
@@ -66,21 +60,7 @@ impl MqttConn {
             });
         }
         let own = d.msg.publisher.as_deref() == Some(&*self.client_id);
-        let mut route: Option<Route> = None;
-        for s in self.subs.iter().filter(|s| s.filter.matches(&out.topic)) {
-            if own && s.no_local {
-                continue;
-            }
-            let r = route.get_or_insert(Route {
-                qos: QoS::AtMostOnce,
-                retain_as_published: false,
-                ids: Vec::new(),
-            });
-            r.qos = r.qos.max(s.qos);
-            r.retain_as_published |= s.retain_as_published;
-            r.ids.extend(s.id);
-        }
-        route
+        self.subs.route(&out.topic, own)
     }
 
     /// A delivery from one of our queues.

@@ -270,7 +270,7 @@ mod tests {
 
     fn msg(key: &str, body: &'static [u8]) -> MessageRef {
         Arc::new(Message {
-            exchange: ShortStr::from_static("amq.topic"),
+            exchange: ShortStr::from_static(crate::mqtt::TOPIC_EXCHANGE),
             routing_key: ShortStr::new(key).unwrap_or_default(),
             properties: BasicProperties::default(),
             body: bytes::Bytes::from_static(body),

@@ -122,7 +122,8 @@ pub(crate) async fn open(
         routing_key: filter_to_binding_key(shared.filter.as_str()),
         arguments: FieldTable::new(),
     };
-    core.bind(vhost, conn_id, "amq.topic", binding).await?;
+    core.bind(vhost, conn_id, super::TOPIC_EXCHANGE, binding)
+        .await?;
     Ok(core.lookup_queue(vhost, conn_id, &name)?.handle)
 }
 

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use protocol_amqp::{FieldTable, FieldValue, ShortStr};
 use protocol_mqtt::{
     AckProperties, Packet, ProtocolVersion, QoS, ReasonCode, RetainHandling, SharedSubscription,
-    SubAck, Subscribe, Subscription, TopicFilter, UnsubAck, Unsubscribe,
+    SubAck, Subscribe, Subscription, TopicFilter, TopicName, UnsubAck, Unsubscribe,
 };
 
 use super::SharedSub;
@@ -45,6 +45,95 @@ pub struct Sub {
     pub binding: Binding,
 }
 
+/// How a message goes out to a session, from the subscriptions it matches.
+#[derive(Debug, Clone)]
+pub(crate) struct Route {
+    /// The highest QoS granted among them.
+    pub qos: QoS,
+    /// One of them keeps the RETAIN flag.
+    pub retain_as_published: bool,
+    /// Their 5.0 subscription identifiers.
+    pub ids: Vec<NonZeroU32>,
+}
+
+/// The ordinary subscriptions of a session, and how the last topic delivered matched them:
+/// a subscriber mostly gets one topic after another, and matching each delivery against
+/// every filter took a sixth of a 1→50 fan-out's time.
+#[derive(Debug, Default)]
+pub struct Subs {
+    list: Vec<Sub>,
+    /// Boxed: made by the first delivery, dropped with every change of `list`.
+    last: Option<Box<LastMatch>>,
+}
+
+#[derive(Debug)]
+struct LastMatch {
+    topic: TopicName,
+    own: bool,
+    route: Option<Route>,
+}
+
+impl Subs {
+    /// The subscriptions.
+    pub fn iter(&self) -> std::slice::Iter<'_, Sub> {
+        self.list.iter()
+    }
+
+    /// Where the subscription with this filter is.
+    pub fn position(&self, filter: &TopicFilter) -> Option<usize> {
+        self.list.iter().position(|s| &s.filter == filter)
+    }
+
+    /// Adds a subscription.
+    pub fn push(&mut self, sub: Sub) {
+        self.last = None;
+        self.list.push(sub);
+    }
+
+    /// Takes out the subscription at `i`.
+    pub fn remove(&mut self, i: usize) -> Sub {
+        self.last = None;
+        self.list.remove(i)
+    }
+
+    /// Replaces them all (a resumed session's, read back from its bindings).
+    pub fn set(&mut self, list: Vec<Sub>) {
+        self.last = None;
+        self.list = list;
+    }
+
+    /// How a message on `topic` goes out, or None if no subscription takes it; `own`: the
+    /// session published it (no-local subscriptions skip it).
+    pub(crate) fn route(&mut self, topic: &TopicName, own: bool) -> Option<Route> {
+        if let Some(last) = self.last.as_deref()
+            && last.own == own
+            && last.topic == *topic
+        {
+            return last.route.clone();
+        }
+        let mut route: Option<Route> = None;
+        for s in self.list.iter().filter(|s| s.filter.matches(topic)) {
+            if own && s.no_local {
+                continue;
+            }
+            let r = route.get_or_insert(Route {
+                qos: QoS::AtMostOnce,
+                retain_as_published: false,
+                ids: Vec::new(),
+            });
+            r.qos = r.qos.max(s.qos);
+            r.retain_as_published |= s.retain_as_published;
+            r.ids.extend(s.id);
+        }
+        self.last = Some(Box::new(LastMatch {
+            topic: topic.clone(),
+            own,
+            route: route.clone(),
+        }));
+        route
+    }
+}
+
 fn sub_binding(queue: &str, s: &Subscription, id: Option<NonZeroU32>) -> Binding {
     let mut args = FieldTable::new();
     args.insert(
@@ -75,7 +164,7 @@ fn sub_binding(queue: &str, s: &Subscription, id: Option<NonZeroU32>) -> Binding
 
 /// The subscriptions of a resumed session, read back from its bindings.
 pub fn restore(topology: &Topology, queue: &str) -> Vec<Sub> {
-    let Some(x) = topology.exchanges.get("amq.topic") else {
+    let Some(x) = topology.exchanges.get(super::TOPIC_EXCHANGE) else {
         return Vec::new();
     };
     let dest = Destination::Queue(queue.to_string());
@@ -193,22 +282,22 @@ impl MqttConn {
             && let Err(e) = self.open_direct_queue().await
         {
             tracing::warn!(client_id = %self.client_id, error = %e, "cannot open the session queue");
-            let existed = self.subs.iter().any(|s| s.filter == sub.filter);
+            let existed = self.subs.position(&sub.filter).is_some();
             return (self.failure(ReasonCode::UNSPECIFIED_ERROR), existed);
         }
         let binding = sub_binding(&self.session_queue, sub, id);
         let core = self.shared.core.clone();
-        let existing = self.subs.iter().position(|s| s.filter == sub.filter);
+        let existing = self.subs.position(&sub.filter);
         if let Some(i) = existing {
             let old = self.subs.remove(i);
             if old.binding != binding {
                 let _ = core
-                    .unbind(&self.vhost, self.id, "amq.topic", old.binding)
+                    .unbind(&self.vhost, self.id, super::TOPIC_EXCHANGE, old.binding)
                     .await;
             }
         }
         if let Err(e) = core
-            .bind(&self.vhost, self.id, "amq.topic", binding.clone())
+            .bind(&self.vhost, self.id, super::TOPIC_EXCHANGE, binding.clone())
             .await
         {
             tracing::warn!(client_id = %self.client_id, filter = sub.filter.as_str(), error = %e, "subscribe failed");
@@ -368,13 +457,13 @@ impl MqttConn {
                     }
                     found
                 }
-                _ => match self.subs.iter().position(|s| &s.filter == filter) {
+                _ => match self.subs.position(filter) {
                     Some(i) => {
                         let old = self.subs.remove(i);
                         let _ = self
                             .shared
                             .core
-                            .unbind(&self.vhost, self.id, "amq.topic", old.binding)
+                            .unbind(&self.vhost, self.id, super::TOPIC_EXCHANGE, old.binding)
                             .await;
                         true
                     }
@@ -393,5 +482,65 @@ impl MqttConn {
             properties: AckProperties::default(),
             reason_codes: codes,
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(filter: &str, qos: QoS, no_local: bool) -> Sub {
+        Sub {
+            filter: TopicFilter::new(filter).expect("filter"),
+            qos,
+            no_local,
+            retain_as_published: false,
+            id: NonZeroU32::new(qos.as_u8().into()),
+            binding: Binding {
+                destination: Destination::Queue("q".into()),
+                routing_key: filter_to_binding_key(filter),
+                arguments: FieldTable::new(),
+            },
+        }
+    }
+
+    fn qos_for(subs: &mut Subs, topic: &str, own: bool) -> Option<(QoS, Vec<u32>)> {
+        let topic = TopicName::new(topic).expect("topic");
+        subs.route(&topic, own)
+            .map(|r| (r.qos, r.ids.iter().map(|id| id.get()).collect()))
+    }
+
+    #[test]
+    fn the_last_match_is_forgotten_with_every_change_of_the_subscriptions() {
+        let mut subs = Subs::default();
+        subs.push(sub("a/+", QoS::AtMostOnce, false));
+        assert_eq!(
+            qos_for(&mut subs, "a/b", false),
+            Some((QoS::AtMostOnce, vec![]))
+        );
+        assert_eq!(
+            qos_for(&mut subs, "a/b", false),
+            Some((QoS::AtMostOnce, vec![]))
+        );
+        subs.push(sub("a/b", QoS::ExactlyOnce, true));
+        assert_eq!(
+            qos_for(&mut subs, "a/b", false),
+            Some((QoS::ExactlyOnce, vec![2]))
+        );
+        assert_eq!(
+            qos_for(&mut subs, "a/b", true),
+            Some((QoS::AtMostOnce, vec![])),
+            "no-local skips the session's own messages"
+        );
+        assert_eq!(qos_for(&mut subs, "x", false), None);
+        let i = subs.position(&TopicFilter::new("a/+").expect("filter"));
+        subs.remove(i.expect("subscribed"));
+        assert_eq!(qos_for(&mut subs, "a/b", true), None);
+        assert_eq!(qos_for(&mut subs, "a/c", false), None);
+        subs.set(vec![sub("#", QoS::AtLeastOnce, false)]);
+        assert_eq!(
+            qos_for(&mut subs, "a/c", false),
+            Some((QoS::AtLeastOnce, vec![1]))
+        );
     }
 }
