@@ -1148,12 +1148,8 @@ impl MqttConn {
                 ..Default::default()
             },
         };
-        let Some(msg) = to_message(
-            will.topic.as_str(),
-            will.payload.clone(),
-            &meta,
-            &self.client_id,
-        ) else {
+        let Some(msg) = to_message(&will.topic, will.payload.clone(), &meta, &self.client_id)
+        else {
             return;
         };
         let msg = Arc::new(msg);

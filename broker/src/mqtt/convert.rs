@@ -14,11 +14,11 @@
 //!
 //! Other AMQP headers (those not starting with `x-`) become user properties the other way.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use protocol_amqp::{BasicProperties, FieldTable, FieldValue, ShortStr};
+use protocol_amqp::{BasicProperties, FieldValue, ShortStr};
 use protocol_mqtt::{PublishProperties, QoS, TopicName, UserProperty};
 
 use super::topic_map::{routing_key_to_topic, topic_to_routing_key};
@@ -51,22 +51,36 @@ fn short(s: &str) -> Option<ShortStr> {
     ShortStr::new(s).ok()
 }
 
-/// The core message for an MQTT publish on `topic`.
+/// A name every MQTT message carries, made once: cloning a `ShortStr` counts a reference,
+/// making one allocates.
+macro_rules! shared_name {
+    ($name:ident, $text:expr) => {
+        static $name: LazyLock<ShortStr> = LazyLock::new(|| ShortStr::from_static($text));
+    };
+}
+shared_name!(QOS_NAME, QOS_HEADER);
+shared_name!(RETAIN_NAME, RETAIN_HEADER);
+shared_name!(FORMAT_NAME, FORMAT_HEADER);
+shared_name!(EXCHANGE_NAME, super::TOPIC_EXCHANGE);
+
+/// The core message for an MQTT publish on `topic`. Its MQTT form is the publish itself, so
+/// MQTT subscribers get the properties exactly as sent (an AMQP message carries user
+/// properties as headers, where those named `x-…` or longer than 255 bytes do not fit).
 pub fn to_message(
-    topic: &str,
+    topic: &TopicName,
     payload: Bytes,
     meta: &MqttMeta,
     publisher: &Arc<str>,
 ) -> Option<Message> {
-    let routing_key = ShortStr::new(topic_to_routing_key(topic)).ok()?;
+    let routing_key = ShortStr::new(topic_to_routing_key(topic.as_str())).ok()?;
     let p = &meta.properties;
-    let mut headers = FieldTable::new();
-    headers.insert(ShortStr::from_static(QOS_HEADER), FieldValue::U8(meta.qos));
+    let mut headers = Vec::with_capacity(1 + p.user_properties.len());
+    headers.push((QOS_NAME.clone(), FieldValue::U8(meta.qos)));
     if meta.retain {
-        headers.insert(ShortStr::from_static(RETAIN_HEADER), FieldValue::Bool(true));
+        headers.push((RETAIN_NAME.clone(), FieldValue::Bool(true)));
     }
     if let Some(f) = p.payload_format_indicator {
-        headers.insert(ShortStr::from_static(FORMAT_HEADER), FieldValue::U8(f));
+        headers.push((FORMAT_NAME.clone(), FieldValue::U8(f)));
     }
     let mut props = BasicProperties {
         delivery_mode: Some(if meta.qos >= 1 { 2 } else { 1 }),
@@ -76,10 +90,10 @@ pub fn to_message(
     if let Some(data) = &p.correlation_data {
         match std::str::from_utf8(data).ok().and_then(short) {
             Some(id) => props.correlation_id = Some(id),
-            None => headers.insert(
+            None => headers.push((
                 ShortStr::from_static(CORRELATION_HEADER),
                 FieldValue::ByteArray(data.clone()),
-            ),
+            )),
         }
     }
     if let Some(rt) = &p.response_topic {
@@ -89,23 +103,34 @@ pub fn to_message(
         props.expiration = short(&(u64::from(secs) * 1000).to_string());
         props.timestamp = Some(now_secs());
     }
-    let mut table: Vec<(ShortStr, FieldValue)> = headers.into_iter().collect();
     for up in &p.user_properties {
         if let Some(name) = short(&up.name) {
-            table.push((
+            headers.push((
                 name,
                 FieldValue::LongStr(Bytes::from(up.value.clone().into_bytes())),
             ));
         }
     }
-    props.headers = Some(table.into_iter().collect());
+    // Through `insert`: a name given twice keeps its last value, as AMQP tables do.
+    props.headers = Some(headers.into_iter().collect());
+    let mut properties = p.clone();
+    // Counted down per delivery from the AMQP expiration (see `Deliverable`).
+    properties.message_expiry_interval = None;
+    properties.topic_alias = None;
+    properties.subscription_identifiers.clear();
+    let form = Outgoing {
+        topic: topic.clone(),
+        qos: QoS::from_u8(meta.qos).unwrap_or(QoS::AtMostOnce),
+        retain: meta.retain,
+        properties,
+    };
     Some(Message {
-        exchange: ShortStr::from_static(super::TOPIC_EXCHANGE),
+        exchange: EXCHANGE_NAME.clone(),
         routing_key,
         properties: props,
         body: payload,
         publisher: Some(publisher.clone()),
-        mqtt_form: MqttForm::default(),
+        mqtt_form: MqttForm::of(form),
     })
 }
 
@@ -128,6 +153,13 @@ pub struct Outgoing {
 /// The expiry interval is not part of it (it depends on when each delivery happens).
 #[derive(Default)]
 pub struct MqttForm(OnceLock<Option<Arc<Outgoing>>>, OnceLock<Option<Bytes>>);
+
+impl MqttForm {
+    /// A form known from the start (the message came from an MQTT publish).
+    fn of(form: Outgoing) -> MqttForm {
+        MqttForm(OnceLock::from(Some(Arc::new(form))), OnceLock::new())
+    }
+}
 
 impl Clone for MqttForm {
     /// Empty: a copy may be changed, and then its form would be wrong.
@@ -317,7 +349,7 @@ mod tests {
             },
         };
         let msg = to_message(
-            "a/b.c",
+            &TopicName::new("a/b.c").expect("topic"),
             Bytes::from_static(b"x"),
             &meta,
             &Arc::from("client"),
@@ -343,6 +375,12 @@ mod tests {
         assert_eq!(p.payload_format_indicator, Some(1));
         assert!(matches!(p.message_expiry_interval, Some(59 | 60)));
         assert_eq!(p.user_properties, meta.properties.user_properties);
+        // A copy has no MQTT form yet: it is made from the AMQP message, and says the same.
+        let copy = msg.clone();
+        let again = from_message(&copy).expect("deliverable");
+        assert!(!Arc::ptr_eq(&again.form, &out.form));
+        assert_eq!(format!("{:?}", again.form), format!("{:?}", out.form));
+        assert_eq!(again.expiry.map(|e| e / 2), out.expiry.map(|e| e / 2));
     }
 
     #[test]
@@ -352,8 +390,13 @@ mod tests {
             retain: true,
             ..MqttMeta::default()
         };
-        let msg =
-            to_message("a/b", Bytes::from_static(b"hi"), &meta, &Arc::from("c")).expect("message");
+        let msg = to_message(
+            &TopicName::new("a/b").expect("topic"),
+            Bytes::from_static(b"hi"),
+            &meta,
+            &Arc::from("c"),
+        )
+        .expect("message");
         let out = from_message(&msg).expect("deliverable");
         let first = qos0_v311(&msg, &out.form).expect("encoded").clone();
         let again = qos0_v311(&msg, &out.form).expect("encoded");
