@@ -966,6 +966,8 @@ impl MqttConn {
                 ConnEvent::DeliverDirect(batch) => {
                     batch.load.taken(&batch);
                     let queue = batch.queue;
+                    // Made once per batch: a clone counts a reference, a new one allocates.
+                    let tag = ShortStr::from_static(SESSION_TAG);
                     for (msg, gauged) in batch.msgs {
                         if end.is_some() {
                             if gauged {
@@ -975,7 +977,7 @@ impl MqttConn {
                         }
                         self.deliver(Delivery {
                             owner: self.owner,
-                            consumer_tag: ShortStr::from_static(SESSION_TAG),
+                            consumer_tag: tag.clone(),
                             queue: queue.clone(),
                             seq: 0,
                             msg,

@@ -152,12 +152,12 @@ pub struct Outgoing {
 /// fan-out to 50 subscribers converts the routing key and properties once, not 50 times.
 /// The expiry interval is not part of it (it depends on when each delivery happens).
 #[derive(Default)]
-pub struct MqttForm(OnceLock<Option<Arc<Outgoing>>>, OnceLock<Option<Bytes>>);
+pub struct MqttForm(OnceLock<Option<Box<Outgoing>>>, OnceLock<Option<Bytes>>);
 
 impl MqttForm {
     /// A form known from the start (the message came from an MQTT publish).
     fn of(form: Outgoing) -> MqttForm {
-        MqttForm(OnceLock::from(Some(Arc::new(form))), OnceLock::new())
+        MqttForm(OnceLock::from(Some(Box::new(form))), OnceLock::new())
     }
 }
 
@@ -182,15 +182,15 @@ impl std::fmt::Debug for MqttForm {
 }
 
 /// A message as an MQTT subscriber gets it now.
-#[derive(Debug, Clone)]
-pub struct Deliverable {
+#[derive(Debug, Clone, Copy)]
+pub struct Deliverable<'m> {
     /// Topic, QoS, RETAIN and properties, shared by every delivery of the message.
-    pub form: Arc<Outgoing>,
+    pub form: &'m Outgoing,
     /// 5.0 Message Expiry Interval left now, if it has one.
     pub expiry: Option<u32>,
 }
 
-impl Deliverable {
+impl Deliverable<'_> {
     /// The 5.0 properties of this delivery (subscription identifiers are added by the caller).
     pub fn properties(&self) -> PublishProperties {
         let mut properties = self.form.properties.clone();
@@ -206,7 +206,6 @@ pub fn is_qos0(msg: &Message) -> bool {
     cached_form(msg).is_none_or(|form| form.qos == QoS::AtMostOnce)
 }
 
-/// The message's MQTT form, made on first use.
 /// The message as a 3.1.1 QoS 0 PUBLISH (no DUP, no RETAIN: what every 3.1.1 subscriber at
 /// QoS 0 gets), encoded by its first such delivery and copied by the rest: a fan-out encodes
 /// once. `None` if it cannot be encoded.
@@ -228,17 +227,18 @@ pub fn qos0_v311<'m>(msg: &'m Message, form: &Outgoing) -> Option<&'m Bytes> {
         .as_ref()
 }
 
-fn cached_form(msg: &Message) -> Option<&Arc<Outgoing>> {
+/// The message's MQTT form, made on first use.
+fn cached_form(msg: &Message) -> Option<&Outgoing> {
     msg.mqtt_form
         .0
-        .get_or_init(|| mqtt_form(msg).map(Arc::new))
-        .as_ref()
+        .get_or_init(|| mqtt_form(msg).map(Box::new))
+        .as_deref()
 }
 
 /// Reads a message for MQTT delivery. `None` when its routing key is no valid MQTT topic
 /// (e.g. the empty key) or it has expired.
-pub fn from_message(msg: &Message) -> Option<Deliverable> {
-    let form = cached_form(msg)?.clone();
+pub fn from_message(msg: &Message) -> Option<Deliverable<'_>> {
+    let form = cached_form(msg)?;
     let props = &msg.properties;
     let mut expiry = None;
     if let Some(ms) = props
@@ -378,7 +378,7 @@ mod tests {
         // A copy has no MQTT form yet: it is made from the AMQP message, and says the same.
         let copy = msg.clone();
         let again = from_message(&copy).expect("deliverable");
-        assert!(!Arc::ptr_eq(&again.form, &out.form));
+        assert!(!std::ptr::eq(again.form, out.form));
         assert_eq!(format!("{:?}", again.form), format!("{:?}", out.form));
         assert_eq!(again.expiry.map(|e| e / 2), out.expiry.map(|e| e / 2));
     }
@@ -398,8 +398,8 @@ mod tests {
         )
         .expect("message");
         let out = from_message(&msg).expect("deliverable");
-        let first = qos0_v311(&msg, &out.form).expect("encoded").clone();
-        let again = qos0_v311(&msg, &out.form).expect("encoded");
+        let first = qos0_v311(&msg, out.form).expect("encoded").clone();
+        let again = qos0_v311(&msg, out.form).expect("encoded");
         assert_eq!(
             first.as_ptr(),
             again.as_ptr(),

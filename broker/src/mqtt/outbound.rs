@@ -101,7 +101,7 @@ impl MqttConn {
             let_go(self.owner, &d, Settle::Drop).await;
             return None;
         };
-        let Some(route) = self.route_for(&d, &out.form) else {
+        let Some(route) = self.route_for(&d, out.form) else {
             // No subscription wants it any more (unsubscribed, `$` topic under a wildcard).
             give_back(self, credit);
             let how = if d.consumer_tag.as_str() == SESSION_TAG {
@@ -126,7 +126,7 @@ impl MqttConn {
         let v5 = self.version == ProtocolVersion::V5;
         if qos == QoS::AtMostOnce
             && !v5
-            && let Some(packet) = super::convert::qos0_v311(&d.msg, &out.form)
+            && let Some(packet) = super::convert::qos0_v311(&d.msg, out.form)
             && packet.len() <= self.client_max_packet
         {
             // The same bytes for every 3.1.1 subscriber at QoS 0: encoded once per message.
