@@ -368,6 +368,71 @@ async fn publish_to_missing_exchange_is_404() {
 }
 
 #[tokio::test]
+async fn a_channel_sees_every_change_to_where_its_publishes_go() {
+    // A channel reuses its last route while the topology is unchanged: an unbind between two
+    // publishes must make the second unroutable (returned, as mandatory asks), and deleting
+    // the exchange must make the next publish the 404 a first one would get.
+    let broker = TestBroker::start().await;
+    let conn = broker.connect().await;
+    let mut events = Box::pin(conn.events_listener());
+    let ch = tests::amqp::confirm_channel(&conn).await;
+    within(
+        "exchange.declare",
+        ch.exchange_declare(
+            "rc".into(),
+            lapin::ExchangeKind::Direct,
+            ExchangeDeclareOptions::default(),
+            FieldTable::default(),
+        ),
+    )
+    .await
+    .expect("exchange.declare");
+    tests::amqp::declare_queue(&ch, "rcq").await;
+    tests::amqp::bind_queue(&ch, "rcq", "rc", "k", FieldTable::default()).await;
+    let mandatory = BasicPublishOptions {
+        mandatory: true,
+        ..BasicPublishOptions::default()
+    };
+    let publish = |body: &'static [u8]| {
+        publish_confirmed(&ch, "rc", "k", mandatory, body, BasicProperties::default())
+    };
+    let c = publish(b"routed").await;
+    assert!(c.take_message().is_none(), "routed, so not returned");
+    within(
+        "queue.unbind",
+        ch.queue_unbind("rcq".into(), "rc".into(), "k".into(), FieldTable::default()),
+    )
+    .await
+    .expect("queue.unbind");
+    let c = publish(b"unbound").await;
+    let returned = c.take_message().expect("returned after the unbind");
+    assert_eq!(returned.reply_code, 312);
+    let got: Vec<Vec<u8>> = get_all(&ch, "rcq").await;
+    assert_eq!(got, vec![b"routed".to_vec()]);
+    within(
+        "exchange.delete",
+        ch.exchange_delete("rc".into(), ExchangeDeleteOptions::default()),
+    )
+    .await
+    .expect("exchange.delete");
+    within(
+        "publish",
+        ch.basic_publish(
+            "rc".into(),
+            "k".into(),
+            BasicPublishOptions::default(),
+            b"gone",
+            BasicProperties::default(),
+        ),
+    )
+    .await
+    .expect("send publish");
+    let err = next_error_event(&mut events).await;
+    assert_eq!(reply_code(&err), Some(404), "{err}");
+    assert_connection_usable(&conn).await;
+}
+
+#[tokio::test]
 async fn garbage_instead_of_protocol_header_gets_our_header_and_a_close() {
     let broker = TestBroker::start().await;
     // Exactly 8 bytes each, so the broker has read all we sent when it closes

@@ -29,6 +29,7 @@ use super::codec::{DecodeError, FrameDecoder};
 use super::handshake::{ClientCaps, HandshakeEnd};
 use crate::core::queue::{QueueCmd, QueueHandle, Settle};
 use crate::core::registry::{ConnectionMeta, Counted, IoCounters, Protocol, Registered};
+use crate::core::routes::RouteCache;
 use crate::core::topology::Topology;
 use crate::core::vhost::Vhost;
 use crate::core::{ChannelKey, ConnEvent, ConnTx, Core};
@@ -440,6 +441,12 @@ impl Conn {
         }
         if now >= self.last_send + hb / 2 && self.out.is_empty() {
             encode_frame(&Frame::Heartbeat { channel: 0 }, &mut self.out);
+        }
+        if let Some(vhost) = &self.vhost {
+            let version = vhost.topology_version();
+            for channel in self.channels.values_mut() {
+                RouteCache::forget_if_stale(&mut channel.routes, version);
+            }
         }
         Ok(true)
     }

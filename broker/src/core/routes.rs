@@ -15,8 +15,8 @@ use super::queue::QueueHandle;
 
 /// The queues one exchange and routing key reached in one topology version.
 ///
-/// Holds the handles until the publisher routes again: a queue deleted meanwhile is not
-/// sent to (its deletion changed the version), only remembered.
+/// A queue deleted meanwhile is not sent to (its deletion changed the version); its handle is
+/// let go at the publisher's next read or heartbeat (see [`RouteCache::forget_if_stale`]).
 #[derive(Debug, Default)]
 pub struct RouteCache {
     version: u64,
@@ -39,6 +39,15 @@ impl RouteCache {
             && self.routing_key.as_str() == routing_key
             && self.exchange.as_str() == exchange)
             .then_some(&self.targets)
+    }
+
+    /// Drops `cache` if the topology is no longer at its version: a publisher gone quiet must
+    /// not hold on to the queues its last route reached (through a direct queue, a gone
+    /// subscriber's mailbox). Called now and then (a read, a heartbeat), not per message.
+    pub fn forget_if_stale(cache: &mut Option<Box<RouteCache>>, version: u64) {
+        if cache.as_ref().is_some_and(|c| c.version != version) {
+            *cache = None;
+        }
     }
 
     /// Remembers a route taken in topology `version`.
@@ -107,5 +116,10 @@ mod tests {
         assert!(cache.lookup(8, "x", "k").is_none());
         assert!(cache.lookup(7, "y", "k").is_none());
         assert!(cache.lookup(7, "x", "k2").is_none());
+        let mut slot = Some(Box::new(cache));
+        RouteCache::forget_if_stale(&mut slot, 7);
+        assert!(slot.is_some());
+        RouteCache::forget_if_stale(&mut slot, 8);
+        assert!(slot.is_none());
     }
 }

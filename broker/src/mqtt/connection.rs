@@ -35,6 +35,7 @@ use crate::core::direct::{DirectBatch, DirectConsumer, DirectLoad, PAUSE_LIMIT};
 use crate::core::ops::QueueDeclare;
 use crate::core::queue::{ConsumerSpec, QueueCmd, QueueHandle, SharedCredit};
 use crate::core::registry::{ConnectionMeta, Counted, IoCounters, Protocol, Registered};
+use crate::core::routes::RouteCache;
 use crate::core::{ChannelKey, ConnEvent, ConnTx, Delivery};
 
 /// Read half of a connection's transport (TCP or WebSocket).
@@ -120,7 +121,7 @@ pub(crate) struct MqttConn {
     /// That vhost, held so that a publish reads its topology without a lookup by name.
     pub(crate) vhost_ref: Option<Arc<crate::core::vhost::Vhost>>,
     /// Where the last publish went (boxed: made by the first publish, idle clients have none).
-    pub(crate) routes: Option<Box<crate::core::routes::RouteCache>>,
+    pub(crate) routes: Option<Box<RouteCache>>,
     /// The user's permissions in the vhost and the user store generation they were read at.
     pub permission: Option<(u64, Arc<crate::core::access::Permission>)>,
     pub version: ProtocolVersion,
@@ -884,6 +885,9 @@ impl MqttConn {
         first: Result<Packet, ReadError>,
     ) -> Option<End> {
         let end = self.read_packets(reader, first).await;
+        if let Some(vhost) = &self.vhost_ref {
+            RouteCache::forget_if_stale(&mut self.routes, vhost.topology_version());
+        }
         if let Some(load) = self.send_direct_out() {
             // A subscriber is far behind: read no more from this publisher until it catches
             // up, rather than have it drop QoS 0 messages (or, if it is stuck, for a while).
@@ -1150,8 +1154,7 @@ impl MqttConn {
                 ..Default::default()
             },
         };
-        let Some(msg) = to_message(&will.topic, will.payload.clone(), &meta, &self.client_id)
-        else {
+        let Some(msg) = to_message(&will.topic, will.payload.clone(), meta, &self.client_id) else {
             return;
         };
         let msg = Arc::new(msg);

@@ -10,9 +10,16 @@
 //! | Response Topic | `reply_to`, as an AMQP routing key (so an AMQP responder can publish to it on `amq.topic`) |
 //! | Message Expiry Interval | `expiration` (ms) and `timestamp` (publish time) |
 //! | Payload Format Indicator | header `x-mqtt-payload-format` |
-//! | User Property | one header each (long string), in order |
+//! | User Property | one header each (long string), in order; see below |
 //!
 //! Other AMQP headers (those not starting with `x-`) become user properties the other way.
+//!
+//! User properties an AMQP table cannot carry as headers — a name given twice, a name starting
+//! with `x-` (the broker's own namespace there: a client must not be able to set
+//! `x-mqtt-publish-qos`), a name longer than 255 bytes — are kept in the header
+//! `x-mqtt-user-properties` instead: every user property, in order, as an array of
+//! `[name, value]` arrays of long strings. MQTT subscribers get them back from it exactly as
+//! sent [MQTT-3.3.2-17, 18], also after the message was paged out or the broker restarted.
 
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -28,6 +35,7 @@ const QOS_HEADER: &str = "x-mqtt-publish-qos";
 const RETAIN_HEADER: &str = "x-mqtt-retain";
 const CORRELATION_HEADER: &str = "x-correlation-id";
 const FORMAT_HEADER: &str = "x-mqtt-payload-format";
+const USER_PROPERTIES_HEADER: &str = "x-mqtt-user-properties";
 
 /// What an MQTT publish carries besides topic and payload.
 #[derive(Debug, Clone, Default)]
@@ -51,6 +59,10 @@ fn short(s: &str) -> Option<ShortStr> {
     ShortStr::new(s).ok()
 }
 
+fn long_str(s: &str) -> FieldValue {
+    FieldValue::LongStr(Bytes::copy_from_slice(s.as_bytes()))
+}
+
 /// A name every MQTT message carries, made once: cloning a `ShortStr` counts a reference,
 /// making one allocates.
 macro_rules! shared_name {
@@ -63,13 +75,13 @@ shared_name!(RETAIN_NAME, RETAIN_HEADER);
 shared_name!(FORMAT_NAME, FORMAT_HEADER);
 shared_name!(EXCHANGE_NAME, super::TOPIC_EXCHANGE);
 
-/// The core message for an MQTT publish on `topic`. Its MQTT form is the publish itself, so
-/// MQTT subscribers get the properties exactly as sent (an AMQP message carries user
-/// properties as headers, where those named `x-…` or longer than 255 bytes do not fit).
+/// The core message for an MQTT publish on `topic`. Its MQTT form is the publish itself, made
+/// now rather than read back from the AMQP form at the first delivery (what that would give is
+/// the same).
 pub fn to_message(
     topic: &TopicName,
     payload: Bytes,
-    meta: &MqttMeta,
+    meta: MqttMeta,
     publisher: &Arc<str>,
 ) -> Option<Message> {
     let routing_key = ShortStr::new(topic_to_routing_key(topic.as_str())).ok()?;
@@ -103,25 +115,39 @@ pub fn to_message(
         props.expiration = short(&(u64::from(secs) * 1000).to_string());
         props.timestamp = Some(now_secs());
     }
-    for up in &p.user_properties {
-        if let Some(name) = short(&up.name) {
-            headers.push((
-                name,
-                FieldValue::LongStr(Bytes::from(up.value.clone().into_bytes())),
-            ));
+    let mut all_fit = true;
+    for (i, up) in p.user_properties.iter().enumerate() {
+        let fits =
+            !up.name.starts_with("x-") && !p.user_properties[..i].iter().any(|u| u.name == up.name);
+        match short(&up.name).filter(|_| fits) {
+            Some(name) => headers.push((name, long_str(&up.value))),
+            None => all_fit = false,
         }
     }
-    // Through `insert`: a name given twice keeps its last value, as AMQP tables do.
+    if !all_fit {
+        let pairs = p
+            .user_properties
+            .iter()
+            .map(|up| FieldValue::Array(vec![long_str(&up.name), long_str(&up.value)]));
+        headers.push((
+            ShortStr::from_static(USER_PROPERTIES_HEADER),
+            FieldValue::Array(pairs.collect()),
+        ));
+    }
     props.headers = Some(headers.into_iter().collect());
-    let mut properties = p.clone();
+    let MqttMeta {
+        qos,
+        retain,
+        mut properties,
+    } = meta;
     // Counted down per delivery from the AMQP expiration (see `Deliverable`).
     properties.message_expiry_interval = None;
     properties.topic_alias = None;
     properties.subscription_identifiers.clear();
     let form = Outgoing {
         topic: topic.clone(),
-        qos: QoS::from_u8(meta.qos).unwrap_or(QoS::AtMostOnce),
-        retain: meta.retain,
+        qos: QoS::from_u8(qos).unwrap_or(QoS::AtMostOnce),
+        retain,
         properties,
     };
     Some(Message {
@@ -259,6 +285,20 @@ pub fn from_message(msg: &Message) -> Option<Deliverable<'_>> {
     Some(Deliverable { form, expiry })
 }
 
+/// A `[name, value]` pair of `x-mqtt-user-properties`.
+fn user_property(pair: &FieldValue) -> Option<UserProperty> {
+    let text = |v: &FieldValue| match v {
+        FieldValue::LongStr(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        _ => None,
+    };
+    match pair {
+        FieldValue::Array(kv) if kv.len() == 2 => {
+            Some(UserProperty::new(text(&kv[0])?, text(&kv[1])?))
+        }
+        _ => None,
+    }
+}
+
 /// Everything of the MQTT form that does not depend on the time of delivery.
 fn mqtt_form(msg: &Message) -> Option<Outgoing> {
     let topic = TopicName::new(routing_key_to_topic(msg.routing_key.as_str())).ok()?;
@@ -295,7 +335,10 @@ fn mqtt_form(msg: &Message) -> Option<Outgoing> {
     if let Some(FieldValue::U8(f)) = header(FORMAT_HEADER) {
         out.payload_format_indicator = Some(*f);
     }
-    if let Some(h) = headers {
+    if let Some(FieldValue::Array(pairs)) = header(USER_PROPERTIES_HEADER) {
+        // Every user property as sent (see the module notes), the other headers aside.
+        out.user_properties = pairs.iter().filter_map(user_property).collect();
+    } else if let Some(h) = headers {
         for (name, value) in h.iter() {
             if name.as_str().starts_with("x-") {
                 continue;
@@ -351,7 +394,7 @@ mod tests {
         let msg = to_message(
             &TopicName::new("a/b.c").expect("topic"),
             Bytes::from_static(b"x"),
-            &meta,
+            meta.clone(),
             &Arc::from("client"),
         )
         .expect("message");
@@ -384,6 +427,49 @@ mod tests {
     }
 
     #[test]
+    fn user_properties_no_amqp_header_can_carry_come_back_exactly() {
+        let sent = vec![
+            UserProperty::new("k", "v"),
+            UserProperty::new("x-mqtt-publish-qos", "2"),
+            UserProperty::new("k", "v2"),
+            UserProperty::new("n".repeat(300), "long name"),
+        ];
+        let meta = MqttMeta {
+            qos: 0,
+            retain: false,
+            properties: PublishProperties {
+                user_properties: sent.clone(),
+                ..PublishProperties::default()
+            },
+        };
+        let msg = to_message(
+            &TopicName::new("t").expect("topic"),
+            Bytes::new(),
+            meta,
+            &Arc::from("c"),
+        )
+        .expect("message");
+        let headers = msg.properties.headers.as_ref().expect("headers");
+        assert_eq!(
+            headers.get(QOS_HEADER),
+            Some(&FieldValue::U8(0)),
+            "a user property cannot set the broker's own headers"
+        );
+        assert_eq!(
+            headers.get("k"),
+            Some(&FieldValue::LongStr(Bytes::from_static(b"v")))
+        );
+        assert!(headers.get(USER_PROPERTIES_HEADER).is_some());
+        // As published, and as read back from the AMQP form (a copy has no MQTT form yet:
+        // what a message paged out or recovered after a restart gets).
+        let out = from_message(&msg).expect("deliverable");
+        assert_eq!(out.properties().user_properties, sent);
+        let copy = msg.clone();
+        let again = from_message(&copy).expect("deliverable");
+        assert_eq!(again.properties().user_properties, sent);
+    }
+
+    #[test]
     fn a_qos0_publish_is_encoded_once_per_message() {
         let meta = MqttMeta {
             qos: 1,
@@ -393,7 +479,7 @@ mod tests {
         let msg = to_message(
             &TopicName::new("a/b").expect("topic"),
             Bytes::from_static(b"hi"),
-            &meta,
+            meta,
             &Arc::from("c"),
         )
         .expect("message");

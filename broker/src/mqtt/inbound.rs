@@ -138,7 +138,7 @@ impl MqttConn {
             retain: p.retain,
             properties,
         };
-        let Some(msg) = to_message(&topic, p.payload, &meta, &self.client_id) else {
+        let Some(msg) = to_message(&topic, p.payload, meta, &self.client_id) else {
             tracing::info!(client_id = %self.client_id, "topic too long to route");
             self.disconnect(ReasonCode::TOPIC_NAME_INVALID);
             return Some(End::Abnormal);

@@ -125,11 +125,15 @@ impl Subs {
             r.retain_as_published |= s.retain_as_published;
             r.ids.extend(s.id);
         }
-        self.last = Some(Box::new(LastMatch {
+        let last = LastMatch {
             topic: topic.clone(),
             own,
             route: route.clone(),
-        }));
+        };
+        match self.last.as_deref_mut() {
+            Some(slot) => *slot = last,
+            None => self.last = Some(Box::new(last)),
+        }
         route
     }
 }
