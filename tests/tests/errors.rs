@@ -348,12 +348,17 @@ async fn ack_of_unknown_delivery_tag_is_406() {
 async fn publish_to_missing_exchange_is_404() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
-    let mut events = Box::pin(conn.events_listener());
     let ch = channel(&conn).await;
+    assert_publish_is_404(&conn, &ch, "no-such-exchange").await;
+}
+
+/// Publishes to `exchange` and expects the channel to close with 404, the connection not.
+async fn assert_publish_is_404(conn: &Connection, ch: &lapin::Channel, exchange: &str) {
+    let mut events = Box::pin(conn.events_listener());
     within(
         "publish",
         ch.basic_publish(
-            "no-such-exchange".into(),
+            exchange.into(),
             "k".into(),
             BasicPublishOptions::default(),
             b"m",
@@ -364,7 +369,7 @@ async fn publish_to_missing_exchange_is_404() {
     .expect("send publish");
     let err = next_error_event(&mut events).await;
     assert_eq!(reply_code(&err), Some(404), "{err}");
-    assert_connection_usable(&conn).await;
+    assert_connection_usable(conn).await;
 }
 
 #[tokio::test]
@@ -374,7 +379,6 @@ async fn a_channel_sees_every_change_to_where_its_publishes_go() {
     // the exchange must make the next publish the 404 a first one would get.
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
-    let mut events = Box::pin(conn.events_listener());
     let ch = tests::amqp::confirm_channel(&conn).await;
     within(
         "exchange.declare",
@@ -415,21 +419,7 @@ async fn a_channel_sees_every_change_to_where_its_publishes_go() {
     )
     .await
     .expect("exchange.delete");
-    within(
-        "publish",
-        ch.basic_publish(
-            "rc".into(),
-            "k".into(),
-            BasicPublishOptions::default(),
-            b"gone",
-            BasicProperties::default(),
-        ),
-    )
-    .await
-    .expect("send publish");
-    let err = next_error_event(&mut events).await;
-    assert_eq!(reply_code(&err), Some(404), "{err}");
-    assert_connection_usable(&conn).await;
+    assert_publish_is_404(&conn, &ch, "rc").await;
 }
 
 #[tokio::test]

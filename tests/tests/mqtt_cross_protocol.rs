@@ -48,14 +48,20 @@ async fn bound_queue(ch: &Channel, queue: &str, keys: &[&str]) {
     }
 }
 
-async fn get_one(ch: &Channel, queue: &str) -> lapin::message::BasicGetMessage {
+/// The next message in `queue` (no-ack), if any.
+async fn get(ch: &Channel, queue: &str) -> Option<lapin::message::BasicGetMessage> {
     within(
         "basic.get",
         ch.basic_get(queue.into(), BasicGetOptions { no_ack: true }),
     )
     .await
     .expect("basic.get")
-    .unwrap_or_else(|| panic!("queue {queue} is empty"))
+}
+
+async fn get_one(ch: &Channel, queue: &str) -> lapin::message::BasicGetMessage {
+    get(ch, queue)
+        .await
+        .unwrap_or_else(|| panic!("queue {queue} is empty"))
 }
 
 fn header<'a>(props: &'a BasicProperties, name: &str) -> Option<&'a AMQPValue> {
@@ -286,13 +292,9 @@ async fn dotted_topic_level_round_trips_through_amqp() {
 
 /// The body of the next message in `queue`, or None if it is empty.
 async fn try_get(ch: &Channel, queue: &str) -> Option<String> {
-    within(
-        "basic.get",
-        ch.basic_get(queue.into(), BasicGetOptions { no_ack: true }),
-    )
-    .await
-    .expect("basic.get")
-    .map(|m| text(&m.delivery.data).to_string())
+    get(ch, queue)
+        .await
+        .map(|m| text(&m.delivery.data).to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
