@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use protocol_mqtt::{
-    Connect, ConnectProperties, Packet, PacketId, ProtocolVersion, Publish, QoS as PQoS, Subscribe,
-    SubscribeProperties, Subscription, SubscriptionOptions, TopicFilter, TopicName, Will,
-    WillProperties,
+    Connect, ConnectProperties, Packet, PacketId, ProtocolVersion, PubAck, Publish, QoS as PQoS,
+    Subscribe, SubscribeProperties, Subscription, SubscriptionOptions, TopicFilter, TopicName,
+    Will, WillProperties,
 };
 use tests::TestBroker;
 use tests::mqtt::{RawMqtt, V5Client, V5QoS, v5_options, v5p};
@@ -170,6 +170,67 @@ async fn receive_maximum_limits_unacknowledged_deliveries() {
     within_ack(&sub, &m1).await;
     within_ack(&sub, &m2).await;
     assert_eq!(text(&sub.next_publish().await.payload), "m3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_messages_for_a_new_subscription_wait_for_the_receive_window() {
+    // [MQTT-3.3.4-9]: no more unacknowledged QoS 1/2 PUBLISHes than the client's Receive
+    // Maximum, retained messages sent at SUBSCRIBE included.
+    let broker = TestBroker::start().await;
+    let (mut publ, _) = V5Client::connect(v5_options(broker.mqtt_addr(), "rw-pub")).await;
+    for i in 0..4 {
+        publ.publish(
+            &format!("rw/{i}"),
+            V5QoS::AtLeastOnce,
+            true,
+            format!("r{i}"),
+        )
+        .await;
+    }
+    let mut connect = Connect::new(ProtocolVersion::V5, "rw-sub", 0);
+    connect.properties.receive_maximum = NonZeroU16::new(2);
+    let (mut sub, _) = raw_connect(&broker, connect).await;
+    raw_subscribe(&mut sub, "rw/#", PQoS::AtLeastOnce).await;
+    let mut next = async |sub: &mut RawMqtt| match sub.recv().await.expect("read") {
+        Some(Packet::Publish(p)) => {
+            assert!(p.retain && p.qos == PQoS::AtLeastOnce, "{p:?}");
+            (
+                p.packet_id.expect("QoS 1 has an id"),
+                p.topic.as_str().to_string(),
+            )
+        }
+        other => panic!("expected PUBLISH, got {other:?}"),
+    };
+    // The broker writes what it sends for a SUBSCRIBE before it reads the next packet: a
+    // third PUBLISH would come before the PINGRESP.
+    let pong = async |sub: &mut RawMqtt| {
+        sub.send(&Packet::PingReq).await.expect("PINGREQ");
+        match sub.recv().await.expect("read") {
+            Some(Packet::PingResp) => {}
+            other => panic!("expected PINGRESP (the window is full), got {other:?}"),
+        }
+    };
+    let (a, ta) = next(&mut sub).await;
+    let (b, tb) = next(&mut sub).await;
+    pong(&mut sub).await;
+    sub.send(&Packet::PubAck(PubAck::new(a)))
+        .await
+        .expect("PUBACK");
+    let (c, tc) = next(&mut sub).await;
+    pong(&mut sub).await;
+    for id in [b, c] {
+        sub.send(&Packet::PubAck(PubAck::new(id)))
+            .await
+            .expect("PUBACK");
+    }
+    let (d, td) = next(&mut sub).await;
+    sub.send(&Packet::PubAck(PubAck::new(d)))
+        .await
+        .expect("PUBACK");
+    pong(&mut sub).await;
+    let mut topics = vec![ta, tb, tc, td];
+    topics.sort();
+    assert_eq!(topics, ["rw/0", "rw/1", "rw/2", "rw/3"]);
 }
 
 async fn within_ack(c: &V5Client, p: &v5p::Publish) {

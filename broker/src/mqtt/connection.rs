@@ -74,6 +74,10 @@ const IDLE_WRITE_BUFFER: usize = 4 * 1024;
 pub(crate) struct Outbound {
     /// Queue and position to settle (none for retained messages sent at subscribe).
     pub source: Option<(QueueHandle, u64)>,
+    /// It holds a unit of the client's receive window that this connection gives back when
+    /// the client has acknowledged it (a direct queue's delivery, a retained message); a
+    /// queue task's delivery holds one its queue gives back.
+    pub window: bool,
     /// QoS 2 after PUBREC: waiting for PUBCOMP.
     pub released: bool,
 }
@@ -156,6 +160,11 @@ pub(crate) struct MqttConn {
     pub pending_pub: BTreeMap<u64, (PacketId, QoS, bool)>,
     pub ids: PacketIdAllocator,
     pub outbound: HashMap<PacketId, Outbound>,
+    /// QoS 1/2 retained messages for new subscriptions, waiting for the client's receive
+    /// window (boxed: most connections never have any, and an idle one holds 8 bytes for it,
+    /// not an empty queue's 32).
+    #[allow(clippy::box_collection)]
+    pub(crate) retained_held: Option<Box<VecDeque<super::outbound::HeldRetained>>>,
     /// QoS 0 deliveries written this round, acked to their queue after the write.
     pub auto_settle: Vec<(QueueHandle, u64)>,
     /// QoS 0 messages this client published to direct queues during the current read of
@@ -286,6 +295,7 @@ async fn handshake(
         pending_pub: BTreeMap::new(),
         ids: PacketIdAllocator::new(),
         outbound: HashMap::new(),
+        retained_held: None,
         auto_settle: Vec::new(),
         direct: None,
         direct_out: None,
@@ -864,6 +874,7 @@ impl MqttConn {
     /// Whether direct deliveries wait for the client's receive window.
     pub(crate) fn holds_deliveries(&self) -> bool {
         self.direct.as_ref().is_some_and(|d| !d.held.is_empty())
+            || self.retained_held.as_ref().is_some_and(|h| !h.is_empty())
     }
 
     /// Whether something waits for a unit of the receive window to come back.

@@ -16,7 +16,15 @@ use super::convert::{Deliverable, Outgoing, from_message};
 use super::subscriptions::Route;
 use crate::core::queue::{QueueCmd, QueueHandle, Settle};
 use crate::core::{ChannelKey, Delivery};
-use crate::model::message::Message;
+use crate::model::message::{Message, MessageRef};
+
+/// A retained message for a new subscription, sent when the client's receive window has room.
+#[derive(Debug)]
+pub(crate) struct HeldRetained {
+    msg: MessageRef,
+    qos: QoS,
+    id: Option<NonZeroU32>,
+}
 
 /// What became of a PUBLISH we tried to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +158,7 @@ impl MqttConn {
             d.redelivered,
             properties,
             source,
+            direct && credit,
         );
         match sent {
             Sent::Yes => None,
@@ -158,8 +167,8 @@ impl MqttConn {
                 let_go(self.owner, &d, Settle::Drop).await;
                 None
             }
-            // Every identifier is in flight (retained messages take them outside the window):
-            // the message waits for one, it is not lost.
+            // Every identifier is in flight (the window may be larger than the identifiers
+            // left): the message waits for one, it is not lost.
             Sent::NoPacketId => {
                 give_back(self, credit);
                 if direct {
@@ -172,32 +181,48 @@ impl MqttConn {
         }
     }
 
-    /// Direct deliveries held for the client's receive window, as far as it has room now.
+    /// Held retained messages, then held direct deliveries, as far as the client's receive
+    /// window has room now.
     pub(crate) async fn pump_held(&mut self) {
         while self.may_pump() && self.credit.try_take() {
+            if let Some(r) = self.retained_held.as_mut().and_then(|h| h.pop_front()) {
+                if let Some(r) = self.retained_out(r, true) {
+                    // Every packet identifier is in use: it waits for one.
+                    if let Some(held) = self.retained_held.as_mut() {
+                        held.push_front(r);
+                    }
+                    return;
+                }
+                continue;
+            }
             let Some(d) = self.direct.as_mut().and_then(|s| s.held.pop_front()) else {
                 self.credit.give_back();
                 return;
             };
             self.deliver_one(*d, true).await;
         }
+        if self.retained_held.as_ref().is_some_and(|h| h.is_empty()) {
+            self.retained_held = None;
+        }
     }
 
-    /// The client acknowledged (or refused) a delivery from `queue`.
-    async fn acknowledged(&mut self, queue: &QueueHandle, seq: u64) {
+    /// The client acknowledged (or refused) a delivery: settles it with its queue, and gives
+    /// back the unit of the receive window it held here.
+    async fn acknowledged(&mut self, source: Option<(QueueHandle, u64)>, window: bool) {
         let was_full = !self.credit.available();
-        if !queue.is_direct() {
-            settle(self.owner, queue, seq, Settle::Ack).await;
+        if let Some((queue, seq)) = source.filter(|(queue, _)| !queue.is_direct()) {
+            settle(self.owner, &queue, seq, Settle::Ack).await;
             // The queue gives the unit back when it handles the settle: the others of this
             // client are woken once it has (see `wake_queues`).
             if was_full && !self.shared_subs.is_empty() {
                 self.queues_wait_for_window = true;
             }
-            return;
         }
-        self.credit.give_back();
-        if was_full {
-            self.wake_queues().await;
+        if window {
+            self.credit.give_back();
+            if was_full {
+                self.wake_queues().await;
+            }
         }
     }
 
@@ -233,6 +258,7 @@ impl MqttConn {
         redelivered: bool,
         mut properties: PublishProperties,
         source: Option<(QueueHandle, u64)>,
+        window: bool,
     ) -> Sent {
         let packet_id = if qos == QoS::AtMostOnce {
             None
@@ -299,6 +325,7 @@ impl MqttConn {
                     id,
                     Outbound {
                         source,
+                        window,
                         released: false,
                     },
                 );
@@ -312,7 +339,8 @@ impl MqttConn {
         Sent::Yes
     }
 
-    /// Retained messages for a new subscription.
+    /// Retained messages for a new subscription. QoS 1/2 ones take a unit of the client's
+    /// receive window like any delivery [MQTT-3.3.4-9]: those it has no room for wait for it.
     pub(crate) fn send_retained(
         &mut self,
         filter: &TopicFilter,
@@ -323,23 +351,51 @@ impl MqttConn {
             protocol_mqtt::TopicName::new(topic).is_ok_and(|t| filter.matches(&t))
         });
         for (_, msg) in found {
-            let Some(out) = from_message(&msg) else {
+            let Some(qos) = from_message(&msg).map(|out| out.form.qos.min(max_qos)) else {
                 continue;
             };
-            let mut properties = self.properties_for(&out);
-            properties.subscription_identifiers = id.into_iter().collect();
-            let qos = out.form.qos.min(max_qos);
-            let topic = out.form.topic.clone();
-            let _ = self.publish_out(&msg, topic, qos, true, false, properties, None);
+            let r = HeldRetained { msg, qos, id };
+            if qos == QoS::AtMostOnce {
+                let _ = self.retained_out(r, false);
+                continue;
+            }
+            let back = if !self.holds_deliveries() && self.credit.try_take() {
+                self.retained_out(r, true)
+            } else {
+                Some(r)
+            };
+            if let Some(r) = back {
+                self.retained_held
+                    .get_or_insert_with(Default::default)
+                    .push_back(r);
+            }
         }
+    }
+
+    /// Sends a retained message; `window`: a unit of the receive window was taken for it,
+    /// given back here unless the message went. Returns it if every packet identifier is in
+    /// use (it can go once one is free).
+    fn retained_out(&mut self, r: HeldRetained, window: bool) -> Option<HeldRetained> {
+        let sent = match from_message(&r.msg) {
+            Some(out) => {
+                let mut properties = self.properties_for(&out);
+                properties.subscription_identifiers = r.id.into_iter().collect();
+                let topic = out.form.topic.clone();
+                self.publish_out(&r.msg, topic, r.qos, true, false, properties, None, window)
+            }
+            // Expired while it waited.
+            None => Sent::TooLarge,
+        };
+        if sent != Sent::Yes && window {
+            self.credit.give_back();
+        }
+        (sent == Sent::NoPacketId).then_some(r)
     }
 
     pub(crate) async fn on_puback(&mut self, id: PacketId) {
         if let Some(o) = self.outbound.remove(&id) {
             self.ids.release(id);
-            if let Some((queue, seq)) = o.source {
-                self.acknowledged(&queue, seq).await;
-            }
+            self.acknowledged(o.source, o.window).await;
             self.pump_held().await;
         }
     }
@@ -354,13 +410,12 @@ impl MqttConn {
             return;
         };
         let failed = reason.is_error();
-        // The client owns the message now: the queue can let go of it. A direct delivery's
-        // unit of the receive window comes back with the PUBCOMP, or now if refused [MQTT 4.9].
-        let direct = o.source.as_ref().is_some_and(|(q, _)| q.is_direct());
-        let source = if direct && !failed {
-            None
+        // The client owns the message now: a queue task can let go of it. A unit of the
+        // receive window held here comes back with the PUBCOMP, or now if refused [MQTT 4.9].
+        let (source, window) = if o.window && !failed {
+            (None, false)
         } else {
-            o.source.take()
+            (o.source.take(), std::mem::take(&mut o.window))
         };
         if failed {
             self.outbound.remove(&id);
@@ -369,9 +424,7 @@ impl MqttConn {
             o.released = true;
             self.send(&Packet::PubRel(PubRel::new(id)));
         }
-        if let Some((queue, seq)) = source {
-            self.acknowledged(&queue, seq).await;
-        }
+        self.acknowledged(source, window).await;
         if failed {
             self.pump_held().await;
         }
@@ -380,9 +433,7 @@ impl MqttConn {
     pub(crate) async fn on_pubcomp(&mut self, id: PacketId) {
         if let Some(o) = self.outbound.remove(&id) {
             self.ids.release(id);
-            if let Some((queue, seq)) = o.source {
-                self.acknowledged(&queue, seq).await;
-            }
+            self.acknowledged(o.source, o.window).await;
             self.pump_held().await;
         }
     }
