@@ -191,7 +191,7 @@ async fn retained_messages_for_a_new_subscription_wait_for_the_receive_window() 
     connect.properties.receive_maximum = NonZeroU16::new(2);
     let (mut sub, _) = raw_connect(&broker, connect).await;
     raw_subscribe(&mut sub, "rw/#", PQoS::AtLeastOnce).await;
-    let mut next = async |sub: &mut RawMqtt| match sub.recv().await.expect("read") {
+    let next = async |sub: &mut RawMqtt| match sub.recv().await.expect("read") {
         Some(Packet::Publish(p)) => {
             assert!(p.retain && p.qos == PQoS::AtLeastOnce, "{p:?}");
             (
