@@ -233,6 +233,64 @@ async fn retained_messages_for_a_new_subscription_wait_for_the_receive_window() 
     assert_eq!(topics, ["rw/0", "rw/1", "rw/2", "rw/3"]);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_retained_messages_go_before_newer_ones_and_a_new_subscribe_replaces_them() {
+    // A persistent session: its live messages come from a queue task sharing the window.
+    let broker = TestBroker::start().await;
+    let (mut publ, _) = V5Client::connect(v5_options(broker.mqtt_addr(), "ro-pub")).await;
+    for i in 0..3 {
+        publ.publish(
+            &format!("ro/{i}"),
+            V5QoS::AtLeastOnce,
+            true,
+            format!("r{i}"),
+        )
+        .await;
+    }
+    let mut connect = Connect::new(ProtocolVersion::V5, "ro-sub", 0);
+    connect.properties.receive_maximum = NonZeroU16::new(1);
+    connect.properties.session_expiry_interval = Some(60);
+    let (mut sub, _) = raw_connect(&broker, connect).await;
+    let next = async |sub: &mut RawMqtt| match sub.recv().await.expect("read") {
+        Some(Packet::Publish(p)) => p,
+        other => panic!("expected PUBLISH, got {other:?}"),
+    };
+    raw_subscribe(&mut sub, "ro/#", PQoS::AtLeastOnce).await;
+    let first = next(&mut sub).await;
+    assert!(first.retain);
+    // Again, with the window full: the two left waiting are replaced by this one's three
+    // (no SUBSCRIBE doubles what waits), and its SUBACK comes first.
+    raw_subscribe(&mut sub, "ro/#", PQoS::AtLeastOnce).await;
+    // A newer message on one of the topics, queued in the session meanwhile.
+    publ.publish("ro/1", V5QoS::AtLeastOnce, false, "live")
+        .await;
+    let mut got = Vec::new();
+    let mut id = first.packet_id.expect("QoS 1");
+    for _ in 0..4 {
+        sub.send(&Packet::PubAck(PubAck::new(id)))
+            .await
+            .expect("PUBACK");
+        let p = next(&mut sub).await;
+        id = p.packet_id.expect("QoS 1");
+        got.push((
+            p.topic.as_str().to_string(),
+            p.retain,
+            text(&p.payload).to_string(),
+        ));
+    }
+    let want = |t: &str, retain: bool, body: &str| (t.to_string(), retain, body.to_string());
+    assert_eq!(
+        got,
+        [
+            want("ro/0", true, "r0"),
+            want("ro/1", true, "r1"),
+            want("ro/2", true, "r2"),
+            want("ro/1", false, "live"),
+        ],
+        "the retained messages waiting for the window, in order, then the newer message"
+    );
+}
+
 async fn within_ack(c: &V5Client, p: &v5p::Publish) {
     tests::within("PUBACK request", c.client.ack(p))
         .await

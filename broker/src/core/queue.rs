@@ -1,7 +1,7 @@
 //! The interface of a queue task: its handle and the commands it understands.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use protocol_amqp::ShortStr;
 use tokio::sync::{mpsc, oneshot};
@@ -191,6 +191,10 @@ impl QueueHandle {
 pub struct SharedCredit {
     limit: u32,
     used: AtomicU32,
+    /// The connection holds deliveries of its own for the window (MQTT: retained messages
+    /// for a new subscription, direct deliveries): queue tasks take no unit until it has
+    /// sent them, so what it holds goes out before anything newer.
+    reserved: AtomicBool,
     /// Woken when a unit comes back (a connection holding deliveries for the window waits
     /// on it: units also come back from queue tasks, without an event to the connection).
     returned: tokio::sync::Notify,
@@ -202,12 +206,29 @@ impl SharedCredit {
         SharedCredit {
             limit,
             used: AtomicU32::new(0),
+            reserved: AtomicBool::new(false),
             returned: tokio::sync::Notify::new(),
         }
     }
 
-    /// Takes one unit if there is one.
+    /// Takes one unit if there is one and the connection does not hold deliveries first
+    /// (see [`SharedCredit::reserve`]).
     pub fn try_take(&self) -> bool {
+        !self.reserved.load(Ordering::Acquire) && self.take()
+    }
+
+    /// Takes one unit if there is one, for the deliveries the connection holds.
+    pub fn try_take_reserved(&self) -> bool {
+        self.take()
+    }
+
+    /// Whether the connection holds deliveries that must have the next units; returns
+    /// whether it did before (the queues that found no unit are to be woken when it stops).
+    pub fn reserve(&self, yes: bool) -> bool {
+        self.reserved.swap(yes, Ordering::AcqRel)
+    }
+
+    fn take(&self) -> bool {
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 (used < self.limit).then_some(used + 1)

@@ -49,7 +49,8 @@ pub(crate) const SESSION_TAG: &str = "mqtt-session";
 /// Inbound QoS 1/2 publishes a client may have unacknowledged (our Receive Maximum).
 pub(crate) const RECEIVE_MAXIMUM: u16 = 1024;
 /// Most QoS 1/2 deliveries in flight to a client, whatever its Receive Maximum (3.1.1 has
-/// none): the packet ids left over are for retained messages sent at SUBSCRIBE.
+/// none): the packet ids left over are for queue-task QoS 2 deliveries between PUBREC (when
+/// their queue lets go of them and of their unit) and PUBCOMP.
 const MAX_WINDOW: u16 = u16::MAX - 4096;
 /// Topic aliases a 5.0 client may use towards us.
 pub(crate) const TOPIC_ALIAS_MAXIMUM: u16 = 64;
@@ -521,8 +522,8 @@ impl MqttConn {
             .properties
             .receive_maximum
             .map_or(u16::MAX, |r| r.get());
-        // Packet ids are the real bound (65,535); retained messages sent at SUBSCRIBE take
-        // them outside the window, so the window leaves them some.
+        // Packet ids are the real bound (65,535); see `MAX_WINDOW` for who uses them outside
+        // the window.
         let window = receive_max.min(MAX_WINDOW);
         self.credit = Arc::new(SharedCredit::new(u32::from(window)));
         self.session_expiry = if v5 {
@@ -1021,6 +1022,7 @@ impl MqttConn {
                             for d in direct.held.drain(..).filter(|d| d.gauged) {
                                 self.shared.core.memory.sub(d.msg.body.len());
                             }
+                            self.claim_window().await;
                         }
                     }
                 }

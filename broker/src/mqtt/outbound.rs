@@ -8,7 +8,7 @@ use std::num::NonZeroU32;
 
 use protocol_mqtt::{
     Packet, PacketId, ProtocolVersion, PubRel, Publish, PublishProperties, QoS, ReasonCode,
-    TopicFilter,
+    TopicFilter, TopicName,
 };
 
 use super::connection::{MqttConn, Outbound, SESSION_TAG};
@@ -18,13 +18,22 @@ use crate::core::queue::{QueueCmd, QueueHandle, Settle};
 use crate::core::{ChannelKey, Delivery};
 use crate::model::message::{Message, MessageRef};
 
-/// A retained message for a new subscription, sent when the client's receive window has room.
+/// A retained message for a new subscription, sent when the client's receive window has
+/// room: by topic, so that what goes is the topic's retained message then (a newer one, or
+/// none if it was cleared), not a copy kept alive meanwhile.
 #[derive(Debug)]
 pub(crate) struct HeldRetained {
-    msg: MessageRef,
-    qos: QoS,
+    topic: TopicName,
+    /// The subscription's maximum QoS.
+    max_qos: QoS,
     id: Option<NonZeroU32>,
 }
+
+/// Retained messages a connection holds for its receive window at most; past it, those of a
+/// new subscription are not sent (and logged). Each SUBSCRIBE replaces what an earlier one
+/// held for the same topics, so only a client that subscribes to that many distinct retained
+/// topics while acknowledging nothing gets here. Mosquitto's `max_queued_messages` is 1,000.
+const MAX_HELD_RETAINED: usize = 65_536;
 
 /// What became of a PUBLISH we tried to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +93,10 @@ impl MqttConn {
         match (self.try_deliver(d, from_held).await, self.direct.as_mut()) {
             // Back where it was: the window or the identifiers are full.
             (Some(held), Some(direct)) if from_held => direct.held.push_front(Box::new(held)),
-            (Some(held), Some(direct)) => direct.held.push_back(Box::new(held)),
+            (Some(held), Some(direct)) => {
+                direct.held.push_back(Box::new(held));
+                self.credit.reserve(true);
+            }
             (_, _) if gauged => self.shared.core.memory.sub(body),
             (_, _) => {}
         }
@@ -184,9 +196,9 @@ impl MqttConn {
     /// Held retained messages, then held direct deliveries, as far as the client's receive
     /// window has room now.
     pub(crate) async fn pump_held(&mut self) {
-        while self.may_pump() && self.credit.try_take() {
+        while self.may_pump() && self.credit.try_take_reserved() {
             if let Some(r) = self.retained_held.as_mut().and_then(|h| h.pop_front()) {
-                if let Some(r) = self.retained_out(r, true) {
+                if let Some(r) = self.retained_out(r, None, true) {
                     // Every packet identifier is in use: it waits for one.
                     if let Some(held) = self.retained_held.as_mut() {
                         held.push_front(r);
@@ -203,6 +215,16 @@ impl MqttConn {
         }
         if self.retained_held.as_ref().is_some_and(|h| h.is_empty()) {
             self.retained_held = None;
+        }
+        self.claim_window().await;
+    }
+
+    /// Tells the queue tasks sharing the receive window whether this connection holds
+    /// deliveries (they take no unit while it does), and wakes them when it stops.
+    pub(crate) async fn claim_window(&mut self) {
+        let holds = self.holds_deliveries();
+        if self.credit.reserve(holds) && !holds {
+            self.wake_queues().await;
         }
     }
 
@@ -340,53 +362,79 @@ impl MqttConn {
     }
 
     /// Retained messages for a new subscription. QoS 1/2 ones take a unit of the client's
-    /// receive window like any delivery [MQTT-3.3.4-9]: those it has no room for wait for it.
+    /// receive window like any delivery [MQTT-3.3.4-9]: those it has no room for wait for it
+    /// (in topic order, ahead of anything newer: see `claim_window`).
     pub(crate) fn send_retained(
         &mut self,
         filter: &TopicFilter,
         max_qos: QoS,
         id: Option<NonZeroU32>,
     ) {
+        // What an earlier SUBSCRIBE left waiting for these topics goes with this one's options.
+        if let Some(held) = self.retained_held.as_mut() {
+            held.retain(|r| !filter.matches(&r.topic));
+        }
         let found = self.shared.retained.matching(&self.vhost, |topic| {
-            protocol_mqtt::TopicName::new(topic).is_ok_and(|t| filter.matches(&t))
+            TopicName::new(topic).is_ok_and(|t| filter.matches(&t))
         });
-        for (_, msg) in found {
-            let Some(qos) = from_message(&msg).map(|out| out.form.qos.min(max_qos)) else {
+        let mut dropped = 0usize;
+        for (topic, msg) in found {
+            let Ok(topic) = TopicName::new(topic) else {
                 continue;
             };
-            let r = HeldRetained { msg, qos, id };
-            if qos == QoS::AtMostOnce {
-                let _ = self.retained_out(r, false);
-                continue;
-            }
-            let back = if !self.holds_deliveries() && self.credit.try_take() {
-                self.retained_out(r, true)
+            let r = HeldRetained { topic, max_qos, id };
+            let at_most_once =
+                from_message(&msg).is_none_or(|out| out.form.qos.min(max_qos) == QoS::AtMostOnce);
+            let back = if at_most_once {
+                self.retained_out(r, Some(msg), false)
+            } else if !self.holds_deliveries() && self.credit.try_take() {
+                self.retained_out(r, Some(msg), true)
             } else {
                 Some(r)
             };
-            if let Some(r) = back {
-                self.retained_held
-                    .get_or_insert_with(Default::default)
-                    .push_back(r);
+            let Some(r) = back else {
+                continue;
+            };
+            let held = self.retained_held.get_or_insert_with(Default::default);
+            if held.len() < MAX_HELD_RETAINED {
+                held.push_back(r);
+            } else {
+                dropped += 1;
             }
+        }
+        if dropped > 0 {
+            tracing::warn!(client_id = %self.client_id, filter = filter.as_str(), dropped, "too many retained messages waiting for the client's receive window; these are not sent");
+        }
+        if self.holds_deliveries() {
+            self.credit.reserve(true);
         }
     }
 
-    /// Sends a retained message; `window`: a unit of the receive window was taken for it,
-    /// given back here unless the message went. Returns it if every packet identifier is in
-    /// use (it can go once one is free).
-    fn retained_out(&mut self, r: HeldRetained, window: bool) -> Option<HeldRetained> {
-        let sent = match from_message(&r.msg) {
-            Some(out) => {
-                let mut properties = self.properties_for(&out);
-                properties.subscription_identifiers = r.id.into_iter().collect();
-                let topic = out.form.topic.clone();
-                self.publish_out(&r.msg, topic, r.qos, true, false, properties, None, window)
-            }
-            // Expired while it waited.
-            None => Sent::TooLarge,
-        };
-        if sent != Sent::Yes && window {
+    /// Sends the retained message of `r.topic` (`msg`, or the topic's current one); `window`:
+    /// a unit of the receive window was taken for it, given back here unless a QoS 1/2
+    /// PUBLISH went. Returns it if every packet identifier is in use (it can go once one is
+    /// free).
+    fn retained_out(
+        &mut self,
+        r: HeldRetained,
+        msg: Option<MessageRef>,
+        window: bool,
+    ) -> Option<HeldRetained> {
+        let msg = msg.or_else(|| self.shared.retained.get(&self.vhost, r.topic.as_str()));
+        let mut sent = Sent::TooLarge;
+        let mut qos = QoS::AtMostOnce;
+        // None: cleared, or expired, while it waited.
+        if let Some(msg) = msg.as_ref()
+            && let Some(out) = from_message(msg)
+        {
+            qos = out.form.qos.min(r.max_qos);
+            let mut properties = self.properties_for(&out);
+            properties.subscription_identifiers = r.id.into_iter().collect();
+            let topic = out.form.topic.clone();
+            let window = window && qos != QoS::AtMostOnce;
+            sent = self.publish_out(msg, topic, qos, true, false, properties, None, window);
+        }
+        if window && (sent != Sent::Yes || qos == QoS::AtMostOnce) {
             self.credit.give_back();
         }
         (sent == Sent::NoPacketId).then_some(r)

@@ -166,6 +166,15 @@ impl RetainedStore {
         })?
     }
 
+    /// The retained message of `topic` in `vhost` now, if any.
+    pub fn get(&self, vhost: &str, topic: &str) -> Option<MessageRef> {
+        self.with(vhost, |inner| {
+            inner.by_topic.get(topic).map(|e| e.msg.clone())
+        })
+        .ok()
+        .flatten()
+    }
+
     /// Retained messages of `vhost` whose topic `matches`, in topic order.
     pub fn matching(
         &self,
