@@ -363,7 +363,7 @@ impl MqttConn {
 
     /// Retained messages for a new subscription. QoS 1/2 ones take a unit of the client's
     /// receive window like any delivery [MQTT-3.3.4-9]: those it has no room for wait for it
-    /// (in topic order, ahead of anything newer: see `claim_window`).
+    /// (in topic order, ahead of anything newer: the caller then calls `claim_window`).
     pub(crate) fn send_retained(
         &mut self,
         filter: &TopicFilter,
@@ -404,9 +404,6 @@ impl MqttConn {
         }
         if dropped > 0 {
             tracing::warn!(client_id = %self.client_id, filter = filter.as_str(), dropped, "too many retained messages waiting for the client's receive window; these are not sent");
-        }
-        if self.holds_deliveries() {
-            self.credit.reserve(true);
         }
     }
 

@@ -272,6 +272,7 @@ impl MqttConn {
         for (filter, qos, id) in retained_for {
             self.send_retained(&filter, qos, id);
         }
+        self.claim_window().await;
         None
     }
 
