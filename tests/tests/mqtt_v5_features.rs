@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use protocol_mqtt::{
-    Connect, ConnectProperties, Packet, PacketId, ProtocolVersion, PubAck, Publish, QoS as PQoS,
-    Subscribe, SubscribeProperties, Subscription, SubscriptionOptions, TopicFilter, TopicName,
-    Will, WillProperties,
+    Connect, ConnectProperties, Packet, PacketId, ProtocolVersion, PubAck, PubComp, PubRec,
+    Publish, QoS as PQoS, Subscribe, SubscribeProperties, Subscription, SubscriptionOptions,
+    TopicFilter, TopicName, Will, WillProperties,
 };
 use tests::TestBroker;
 use tests::mqtt::{RawMqtt, V5Client, V5QoS, v5_options, v5p};
@@ -289,6 +289,51 @@ async fn held_retained_messages_go_before_newer_ones_and_a_new_subscribe_replace
         ],
         "the retained messages waiting for the window, in order, then the newer message"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_qos2_delivery_counts_against_the_window_until_pubcomp() {
+    // [MQTT-4.9.0-2]: a QoS 2 PUBLISH counts against Receive Maximum until its PUBCOMP, also
+    // one from a persistent session's queue, which lets go of the message at PUBREC.
+    let broker = TestBroker::start().await;
+    let mut connect = Connect::new(ProtocolVersion::V5, "q2w-sub", 0);
+    connect.properties.receive_maximum = NonZeroU16::new(1);
+    connect.properties.session_expiry_interval = Some(60);
+    let (mut sub, _) = raw_connect(&broker, connect).await;
+    raw_subscribe(&mut sub, "q2w/t", PQoS::ExactlyOnce).await;
+    let (mut publ, _) = V5Client::connect(v5_options(broker.mqtt_addr(), "q2w-pub")).await;
+    for body in ["one", "two"] {
+        publ.publish("q2w/t", V5QoS::ExactlyOnce, false, body).await;
+    }
+    let first = match sub.recv().await.expect("read") {
+        Some(Packet::Publish(p)) => p,
+        other => panic!("expected PUBLISH, got {other:?}"),
+    };
+    assert_eq!(text(&first.payload), "one");
+    let id = first.packet_id.expect("QoS 2");
+    sub.send(&Packet::PubRec(PubRec::new(id)))
+        .await
+        .expect("PUBREC");
+    match sub.recv().await.expect("read") {
+        Some(Packet::PubRel(r)) => assert_eq!(r.packet_id, id),
+        other => panic!("expected PUBREL, got {other:?}"),
+    }
+    // Round trips to the session queue (a third message, confirmed after the settle of the
+    // PUBREC reached the queue) and to the connection: the second must still be waiting.
+    publ.publish("q2w/t", V5QoS::AtLeastOnce, false, "three")
+        .await;
+    sub.send(&Packet::PingReq).await.expect("PINGREQ");
+    match sub.recv().await.expect("read") {
+        Some(Packet::PingResp) => {}
+        other => panic!("expected PINGRESP (the window is full until PUBCOMP), got {other:?}"),
+    }
+    sub.send(&Packet::PubComp(PubComp::new(id)))
+        .await
+        .expect("PUBCOMP");
+    match sub.recv().await.expect("read") {
+        Some(Packet::Publish(p)) => assert_eq!(text(&p.payload), "two"),
+        other => panic!("expected the second PUBLISH, got {other:?}"),
+    }
 }
 
 async fn within_ack(c: &V5Client, p: &v5p::Publish) {

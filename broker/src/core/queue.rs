@@ -287,6 +287,10 @@ pub enum Settle {
     Requeue,
     /// Rejected without requeue: drop.
     Drop,
+    /// Done with, as `Ack`, but the consumer's unit of its [`SharedCredit`] stays taken: its
+    /// connection gives it back later (an MQTT QoS 2 delivery is the client's at PUBREC, and
+    /// counts against its Receive Maximum until PUBCOMP [MQTT-4.9.0-2]).
+    Received,
 }
 
 /// A message taken with basic.get.

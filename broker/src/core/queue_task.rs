@@ -490,7 +490,9 @@ impl QueueTask {
         let Some(u) = self.unacked.remove(&seq) else {
             return;
         };
-        if let Some(shared) = &u.shared {
+        if let Some(shared) = &u.shared
+            && how != Settle::Received
+        {
             shared.give_back();
         }
         if let Some(tag) = &u.tag
@@ -501,11 +503,11 @@ impl QueueTask {
         {
             c.unacked = c.unacked.saturating_sub(1);
         }
-        if how == Settle::Ack {
+        if matches!(how, Settle::Ack | Settle::Received) {
             self.handle.counters().add_acked();
         }
         match how {
-            Settle::Ack | Settle::Drop => {
+            Settle::Ack | Settle::Received | Settle::Drop => {
                 self.core.memory.sub(u.msg.body.len());
                 if u.stored {
                     self.to_remove.push(seq);

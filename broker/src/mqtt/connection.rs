@@ -49,8 +49,8 @@ pub(crate) const SESSION_TAG: &str = "mqtt-session";
 /// Inbound QoS 1/2 publishes a client may have unacknowledged (our Receive Maximum).
 pub(crate) const RECEIVE_MAXIMUM: u16 = 1024;
 /// Most QoS 1/2 deliveries in flight to a client, whatever its Receive Maximum (3.1.1 has
-/// none): the packet ids left over are for queue-task QoS 2 deliveries between PUBREC (when
-/// their queue lets go of them and of their unit) and PUBCOMP.
+/// none). Every PUBLISH holding a packet id holds a unit of this window until it is
+/// acknowledged, so ids cannot run out; the 4,096 left over are a margin.
 const MAX_WINDOW: u16 = u16::MAX - 4096;
 /// Topic aliases a 5.0 client may use towards us.
 pub(crate) const TOPIC_ALIAS_MAXIMUM: u16 = 64;
@@ -522,8 +522,7 @@ impl MqttConn {
             .properties
             .receive_maximum
             .map_or(u16::MAX, |r| r.get());
-        // Packet ids are the real bound (65,535); see `MAX_WINDOW` for who uses them outside
-        // the window.
+        // Packet ids are the real bound (65,535): see `MAX_WINDOW`.
         let window = receive_max.min(MAX_WINDOW);
         self.credit = Arc::new(SharedCredit::new(u32::from(window)));
         self.session_expiry = if v5 {

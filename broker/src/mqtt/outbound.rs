@@ -454,24 +454,27 @@ impl MqttConn {
             }
             return;
         };
-        let failed = reason.is_error();
-        // The client owns the message now: a queue task can let go of it. A unit of the
-        // receive window held here comes back with the PUBCOMP, or now if refused [MQTT 4.9].
-        let (source, window) = if o.window && !failed {
-            (None, false)
-        } else {
-            (o.source.take(), std::mem::take(&mut o.window))
-        };
-        if failed {
-            self.outbound.remove(&id);
-            self.ids.release(id);
-        } else {
-            o.released = true;
-            self.send(&Packet::PubRel(PubRel::new(id)));
-        }
-        self.acknowledged(source, window).await;
-        if failed {
+        if reason.is_error() {
+            // Refused: done with, and its unit of the receive window comes back now.
+            if let Some(o) = self.outbound.remove(&id) {
+                self.ids.release(id);
+                self.acknowledged(o.source, o.window).await;
+            }
             self.pump_held().await;
+            return;
+        }
+        // The client owns the message now: its queue can let go of it. Its unit of the
+        // receive window stays taken until the PUBCOMP [MQTT-4.9.0-2], and comes back here
+        // then, also when a queue task took it (it keeps it: `Settle::Received`).
+        o.released = true;
+        let source = if o.window { None } else { o.source.take() };
+        let queued = source.filter(|(queue, _)| !queue.is_direct());
+        if queued.is_some() {
+            o.window = true;
+        }
+        self.send(&Packet::PubRel(PubRel::new(id)));
+        if let Some((queue, seq)) = queued {
+            settle(self.owner, &queue, seq, Settle::Received).await;
         }
     }
 
