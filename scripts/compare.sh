@@ -200,6 +200,9 @@ run_amqp() {
 }
 run_backlog() {   # publish BACKLOG_COUNT persistent 1 KiB messages, no consumer; RSS; restart; drain
     local t0
+    # On a freshly started broker: its RSS is then what holding the backlog costs, not also
+    # what the rows before left in the allocator.
+    fresh_broker backlog_fill || return 0
     loadgen backlog_fill amqp --addr "$AMQP" --consumers 0 --size 1024 --persistent --confirm 1000 \
         --count "$BACKLOG_COUNT" --queue-prefix backlog
     sleep 2
@@ -224,6 +227,9 @@ run_mqtt() {
     loadgen mqtt_qos0_latency mqtt --addr "$MQTT" --size 100 --qos 0 --duration "$DURATION" --rate "$LATENCY_RATE"
     loadgen mqtt_qos1 mqtt --addr "$MQTT" --size 100 --qos 1 --duration "$DURATION"
     loadgen mqtt_fanout mqtt --addr "$MQTT" --size 100 --qos 0 --consumers 50 --duration "$DURATION"
+    loadgen mqtt_qos2 mqtt --addr "$MQTT" --size 100 --qos 2 --duration "$DURATION"
+    loadgen mqtt_shared mqtt --addr "$MQTT" --size 100 --qos 1 --consumers 4 --shared bench \
+        --duration "$DURATION"
 }
 finish_broker() {   # the broker's CPU time over all its runs (every process of it), then stop it
     local total

@@ -76,6 +76,8 @@ ROWS = [
     ("mqtt_qos0_latency", f"MQTT QoS 0 1→1, 100 B at {int(latency_rate):,} msg/s: p99", p("p99"), "ms", False, True),
     ("mqtt_qos1", "MQTT QoS 1 1→1, 100 B", recv_rate, "msg/s", True, True),
     ("mqtt_fanout", "MQTT fan-out 1→50, QoS 0, 100 B", recv_rate, "deliveries/s", True, True),
+    ("mqtt_qos2", "MQTT QoS 2 1→1, 100 B", recv_rate, "msg/s", True, True),
+    ("mqtt_shared", "MQTT shared subscription 1→4 (`$share/`), QoS 1, 100 B", recv_rate, "msg/s", True, True),
     ("mqtt_idle", f"{int(conns):,} idle MQTT connections: broker RSS per connection", per_conn, "KiB", False, False),
     ("mqtt_idle_max", f"{int(max_conns):,} idle MQTT connections: how many were held",
      lambda r: (r.get("conns") or {}).get("succeeded"), "connections", True, False),
@@ -198,6 +200,8 @@ CPU_ROWS = [
     ("mqtt_qos0", "MQTT QoS 0 1→1, 100 B"),
     ("mqtt_qos1", "MQTT QoS 1 1→1, 100 B"),
     ("mqtt_fanout", "MQTT fan-out 1→50, QoS 0 (per million deliveries)"),
+    ("mqtt_qos2", "MQTT QoS 2 1→1, 100 B"),
+    ("mqtt_shared", "MQTT shared subscription 1→4, QoS 1"),
     ("backlog_fill", "Backlog: publish (per million published)"),
     ("backlog_drain", "Backlog: drain"),
 ]
