@@ -172,24 +172,36 @@ async fn receive_maximum_limits_unacknowledged_deliveries() {
     assert_eq!(text(&sub.next_publish().await.payload), "m3");
 }
 
+/// Publishes `count` retained QoS 1 messages `r0`, `r1`, … on `prefix/0`, `prefix/1`, …, then
+/// connects a raw 5.0 subscriber with Receive Maximum `window` (a persistent session if
+/// `expiry` is given). Returns the publisher and the subscriber.
+async fn retained_then_a_narrow_subscriber(
+    broker: &TestBroker,
+    prefix: &str,
+    count: u16,
+    window: u16,
+    expiry: Option<u32>,
+) -> (V5Client, RawMqtt) {
+    let (mut publ, _) =
+        V5Client::connect(v5_options(broker.mqtt_addr(), &format!("{prefix}-pub"))).await;
+    for i in 0..count {
+        let topic = format!("{prefix}/{i}");
+        publ.publish(&topic, V5QoS::AtLeastOnce, true, format!("r{i}"))
+            .await;
+    }
+    let mut connect = Connect::new(ProtocolVersion::V5, format!("{prefix}-sub"), 0);
+    connect.properties.receive_maximum = NonZeroU16::new(window);
+    connect.properties.session_expiry_interval = expiry;
+    let (sub, _) = raw_connect(broker, connect).await;
+    (publ, sub)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retained_messages_for_a_new_subscription_wait_for_the_receive_window() {
     // [MQTT-3.3.4-9]: no more unacknowledged QoS 1/2 PUBLISHes than the client's Receive
     // Maximum, retained messages sent at SUBSCRIBE included.
     let broker = TestBroker::start().await;
-    let (mut publ, _) = V5Client::connect(v5_options(broker.mqtt_addr(), "rw-pub")).await;
-    for i in 0..4 {
-        publ.publish(
-            &format!("rw/{i}"),
-            V5QoS::AtLeastOnce,
-            true,
-            format!("r{i}"),
-        )
-        .await;
-    }
-    let mut connect = Connect::new(ProtocolVersion::V5, "rw-sub", 0);
-    connect.properties.receive_maximum = NonZeroU16::new(2);
-    let (mut sub, _) = raw_connect(&broker, connect).await;
+    let (_publ, mut sub) = retained_then_a_narrow_subscriber(&broker, "rw", 4, 2, None).await;
     raw_subscribe(&mut sub, "rw/#", PQoS::AtLeastOnce).await;
     let next = async |sub: &mut RawMqtt| match sub.recv().await.expect("read") {
         Some(Packet::Publish(p)) => {
@@ -237,20 +249,8 @@ async fn retained_messages_for_a_new_subscription_wait_for_the_receive_window() 
 async fn held_retained_messages_go_before_newer_ones_and_a_new_subscribe_replaces_them() {
     // A persistent session: its live messages come from a queue task sharing the window.
     let broker = TestBroker::start().await;
-    let (mut publ, _) = V5Client::connect(v5_options(broker.mqtt_addr(), "ro-pub")).await;
-    for i in 0..3 {
-        publ.publish(
-            &format!("ro/{i}"),
-            V5QoS::AtLeastOnce,
-            true,
-            format!("r{i}"),
-        )
-        .await;
-    }
-    let mut connect = Connect::new(ProtocolVersion::V5, "ro-sub", 0);
-    connect.properties.receive_maximum = NonZeroU16::new(1);
-    connect.properties.session_expiry_interval = Some(60);
-    let (mut sub, _) = raw_connect(&broker, connect).await;
+    let (mut publ, mut sub) =
+        retained_then_a_narrow_subscriber(&broker, "ro", 3, 1, Some(60)).await;
     let next = async |sub: &mut RawMqtt| match sub.recv().await.expect("read") {
         Some(Packet::Publish(p)) => p,
         other => panic!("expected PUBLISH, got {other:?}"),
