@@ -17,6 +17,7 @@ use crate::core::ops::random_name;
 use crate::core::queue::{
     ConsumeRefused, ConsumerSpec, QueueCmd, QueueHandle, Settle, SharedCredit,
 };
+use crate::core::routes::RouteCache;
 use crate::core::{ConfirmTarget, Delivery};
 use crate::error::AmqpError;
 use crate::model::message::Message;
@@ -303,7 +304,7 @@ impl Conn {
 
     /// The queues a publish to `exchange` with `routing_key` reaches, or the channel error
     /// for an exchange that is missing or internal. The channel's last route when the
-    /// exchange, the key and the topology are the same (see [`crate::core::routes::RouteCache`]).
+    /// exchange, the key and the topology are the same (see [`RouteCache`]).
     fn route(
         &mut self,
         channel: u16,
@@ -311,45 +312,30 @@ impl Conn {
         routing_key: &ShortStr,
         headers: Option<&FieldTable>,
     ) -> Result<Arc<[QueueHandle]>, AmqpError> {
-        let version = self.vhost.as_ref().map_or(0, |v| v.topology_version());
-        if let Some(targets) = self
-            .channel(channel)?
-            .routes
-            .as_ref()
-            .and_then(|c| c.lookup(version, exchange, routing_key))
-        {
-            return Ok(targets.clone());
-        }
-        let topo = self.topology();
-        if !exchange.is_empty() {
-            match topo.exchanges.get(exchange.as_str()) {
-                None => {
-                    return Err(AmqpError::not_found(format!(
-                        "no exchange '{}' in vhost '{}'",
-                        exchange,
-                        self.vhost_name()
-                    )));
-                }
-                Some(x) if x.internal => {
-                    return Err(AmqpError::access_refused(format!(
-                        "cannot publish to internal exchange '{}' in vhost '{}'",
-                        exchange,
-                        self.vhost_name()
-                    )));
-                }
-                Some(_) => {}
-            }
-        }
-        let mut targets = Vec::new();
-        let by_headers = topo.route(exchange, routing_key, headers, &mut targets);
-        let targets: Arc<[QueueHandle]> = targets.into();
-        if !by_headers {
-            self.channel(channel)?
-                .routes
-                .get_or_insert_with(Default::default)
-                .remember(topo.version, exchange, routing_key, targets.clone());
-        }
-        Ok(targets)
+        let mut cache = self.channel(channel)?.routes.take();
+        let routed = RouteCache::route(
+            &mut cache,
+            self.vhost.as_deref(),
+            exchange,
+            routing_key,
+            headers,
+            |topo| match topo.exchanges.get(exchange.as_str()) {
+                _ if exchange.is_empty() => Ok(()),
+                None => Err(AmqpError::not_found(format!(
+                    "no exchange '{}' in vhost '{}'",
+                    exchange,
+                    self.vhost_name()
+                ))),
+                Some(x) if x.internal => Err(AmqpError::access_refused(format!(
+                    "cannot publish to internal exchange '{}' in vhost '{}'",
+                    exchange,
+                    self.vhost_name()
+                ))),
+                Some(_) => Ok(()),
+            },
+        );
+        self.channel(channel)?.routes = cache;
+        routed
     }
 
     async fn publish(

@@ -30,7 +30,6 @@ use super::handshake::{ClientCaps, HandshakeEnd};
 use crate::core::queue::{QueueCmd, QueueHandle, Settle};
 use crate::core::registry::{ConnectionMeta, Counted, IoCounters, Protocol, Registered};
 use crate::core::routes::RouteCache;
-use crate::core::topology::Topology;
 use crate::core::vhost::Vhost;
 use crate::core::{ChannelKey, ConnEvent, ConnTx, Core};
 use crate::error::AmqpError;
@@ -200,15 +199,6 @@ impl Conn {
     /// Name of the connection's vhost (empty before connection.open).
     pub(crate) fn vhost_name(&self) -> &str {
         self.vhost.as_ref().map_or("", |v| v.name())
-    }
-
-    /// The vhost's current topology (empty before connection.open). Read per publish from
-    /// the vhost the connection holds, without a lookup by name.
-    pub(crate) fn topology(&self) -> Arc<Topology> {
-        match &self.vhost {
-            Some(v) => v.topology(),
-            None => Arc::new(Topology::default()),
-        }
     }
 
     /// Queues one method frame for the next write.

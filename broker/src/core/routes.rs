@@ -9,9 +9,11 @@
 
 use std::sync::Arc;
 
-use protocol_amqp::ShortStr;
+use protocol_amqp::{FieldTable, ShortStr};
 
 use super::queue::QueueHandle;
+use super::topology::Topology;
+use super::vhost::Vhost;
 
 /// The queues one exchange and routing key reached in one topology version.
 ///
@@ -39,6 +41,46 @@ impl RouteCache {
             && self.routing_key.as_str() == routing_key
             && self.exchange.as_str() == exchange)
             .then_some(&self.targets)
+    }
+
+    /// The queues a message to `exchange` with `routing_key` reaches in `vhost` now (none
+    /// without a vhost): the route `cache` holds if it is for them in the current topology
+    /// version, else routed and remembered, unless it passed a headers exchange. On a miss
+    /// `check` sees the topology first and may refuse the publish (a hit passed it already,
+    /// in the same version).
+    pub fn route<E>(
+        cache: &mut Option<Box<RouteCache>>,
+        vhost: Option<&Vhost>,
+        exchange: &ShortStr,
+        routing_key: &ShortStr,
+        headers: Option<&FieldTable>,
+        check: impl FnOnce(&Topology) -> Result<(), E>,
+    ) -> Result<Arc<[QueueHandle]>, E> {
+        let Some(vhost) = vhost else {
+            check(&Topology::default())?;
+            return Ok(Arc::from([]));
+        };
+        let version = vhost.topology_version();
+        if let Some(targets) = cache
+            .as_ref()
+            .and_then(|c| c.lookup(version, exchange, routing_key))
+        {
+            return Ok(targets.clone());
+        }
+        let topology = vhost.topology();
+        check(&topology)?;
+        let mut targets = Vec::new();
+        let by_headers = topology.route(exchange, routing_key, headers, &mut targets);
+        let targets: Arc<[QueueHandle]> = targets.into();
+        if !by_headers {
+            cache.get_or_insert_with(Default::default).remember(
+                topology.version,
+                exchange,
+                routing_key,
+                targets.clone(),
+            );
+        }
+        Ok(targets)
     }
 
     /// Drops `cache` if the topology is no longer at its version: a publisher gone quiet must

@@ -9,13 +9,13 @@ use protocol_mqtt::{
     Qos2Publish, ReasonCode,
 };
 
-use super::TOPIC_EXCHANGE;
 use super::connection::{End, MqttConn, RECEIVE_MAXIMUM, TOPIC_ALIAS_MAXIMUM};
 use super::convert::{MqttMeta, to_message};
 use crate::amqp::confirms::ConfirmOut;
 use crate::core::ConfirmTarget;
 use crate::core::direct::DirectLoad;
 use crate::core::queue::{QueueCmd, QueueHandle};
+use crate::core::routes::RouteCache;
 use crate::model::message::Message;
 
 /// Direct queues a publisher's batch keeps room for between reads; a burst to more frees it.
@@ -23,38 +23,20 @@ const DIRECT_OUT_KEPT: usize = 64;
 
 impl MqttConn {
     /// The queues a message published on `amq.topic` reaches: the last publish's when its
-    /// topic and the topology are the same (see [`crate::core::routes::RouteCache`]).
+    /// topic and the topology are the same (see [`RouteCache`]).
     fn route(&mut self, msg: &Message) -> Arc<[QueueHandle]> {
-        let Some(vhost) = &self.vhost_ref else {
-            return Arc::from([]);
-        };
-        let key = msg.routing_key.as_str();
-        let version = vhost.topology_version();
-        if let Some(targets) = self
-            .routes
-            .as_ref()
-            .and_then(|c| c.lookup(version, TOPIC_EXCHANGE, key))
-        {
-            return targets.clone();
-        }
-        let topology = vhost.topology();
-        let mut targets = Vec::new();
-        let by_headers = topology.route(
-            TOPIC_EXCHANGE,
-            key,
+        let routed = RouteCache::route(
+            &mut self.routes,
+            self.vhost_ref.as_deref(),
+            &msg.exchange,
+            &msg.routing_key,
             msg.properties.headers.as_ref(),
-            &mut targets,
+            |_| Ok::<(), std::convert::Infallible>(()),
         );
-        let targets: Arc<[QueueHandle]> = targets.into();
-        if !by_headers {
-            self.routes.get_or_insert_with(Default::default).remember(
-                topology.version,
-                &msg.exchange,
-                &msg.routing_key,
-                targets.clone(),
-            );
+        match routed {
+            Ok(targets) => targets,
+            Err(never) => match never {},
         }
-        targets
     }
 
     pub(crate) async fn handle_publish(&mut self, p: Publish) -> Option<End> {
